@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh clone: `make reproduce` (the main job) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_ENABLE_ONEDNN_OPTS ?= 0
+export PYTHONHASHSEED ?= 0
+
+.PHONY: setup setup-audio test reproduce bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Optional: openSMILE audio features (`mser features audio`) and the tests that use them.
+setup-audio: setup
+	$(BIN)/pip install --quiet -r requirements-audio.txt
+
+# pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
+test: setup
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+reproduce: setup
+	$(BIN)/mser reproduce $(if $(QUICK),--quick,)
+
+bench: setup
+	$(BIN)/mser bench multimodal-seed
+	$(BIN)/mser bench multimodal

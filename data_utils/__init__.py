@@ -1,0 +1,1 @@
+"""Data loading for multimodal emotion recognition in conversation (no TensorFlow imported here)."""

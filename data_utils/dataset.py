@@ -1,0 +1,256 @@
+"""The dataset object every experiment, notebook and test works with.
+
+``load_dataset`` turns a corpus (a pickle in Poria et al.'s layout, or the built-in synthetic data) into padded
+arrays under a label scheme:
+
+- ``features[m]``: (N, T, D) float32 per modality, zeros at padding;
+- ``present``: (N, T) bool, a real utterance (what models attend over);
+- ``mask``: (N, T) bool, a real utterance whose label the scheme scores (what the loss and metrics count);
+- ``labels``: (N, T) int32 class index, -1 wherever ``mask`` is False;
+- ``speakers``: (N, T) int32 index into ``speaker_names``, -1 at padding.
+
+T is the longest dialogue. There is no padding class: padding is ``present``'s job.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .corpus import SPLITS, Corpus, read_corpus
+from .labels import DEFAULT_SCHEME, LabelScheme, get_scheme
+
+SYNTHETIC = "synthetic"
+DEFAULT_VALID_FRACTION = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class ERCDataset:
+    dialogue_ids: tuple[str, ...]
+    features: Mapping[str, np.ndarray]
+    present: np.ndarray
+    mask: np.ndarray
+    labels: np.ndarray
+    speakers: np.ndarray
+    speaker_names: tuple[str, ...]
+    utterance_ids: tuple[tuple[str, ...], ...]
+    sentences: tuple[tuple[str, ...], ...]
+    splits: Mapping[str, tuple[str, ...]]
+    scheme: LabelScheme
+    source: str
+    synthetic: bool
+    standardized: bool = False
+
+    # -- shape facts -------------------------------------------------------------------------------------
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.scheme.classes
+
+    @property
+    def num_classes(self) -> int:
+        return self.scheme.num_classes
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(a.shape[-1]) for m, a in self.features.items()}
+
+    @property
+    def max_len(self) -> int:
+        return int(self.present.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.present.sum(axis=1).astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.dialogue_ids)
+
+    # -- selection ----------------------------------------------------------------------------------------
+    def subset(self, which: str | Iterable[str]) -> "ERCDataset":
+        """The dialogues of one split (``'train'``, ``'valid'``, ``'test'``) or of the given ids, in id order.
+
+        T stays the same, so a model built for the full dataset accepts every subset.
+        """
+        if isinstance(which, str):
+            if which not in SPLITS:
+                raise ValueError(f"unknown split {which!r}; splits are {SPLITS}")
+            ids = set(self.splits.get(which, ()))
+        else:
+            ids = set(which)
+        unknown = ids - set(self.dialogue_ids)
+        if unknown:
+            raise KeyError(f"{self.source}: unknown dialogue ids {sorted(unknown)[:5]}")
+        rows = np.array([i for i, d in enumerate(self.dialogue_ids) if d in ids], dtype=np.int64)
+        keep = set(self.dialogue_ids[i] for i in rows)
+        return dataclasses.replace(
+            self,
+            dialogue_ids=tuple(self.dialogue_ids[i] for i in rows),
+            features={m: a[rows] for m, a in self.features.items()},
+            present=self.present[rows], mask=self.mask[rows], labels=self.labels[rows],
+            speakers=self.speakers[rows],
+            utterance_ids=tuple(self.utterance_ids[i] for i in rows),
+            sentences=tuple(self.sentences[i] for i in rows),
+            splits={s: tuple(d for d in ids_ if d in keep) for s, ids_ in self.splits.items()},
+        )
+
+    def model_inputs(self, modalities: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """The arrays a model in ``model_utils`` takes: one per modality, plus ``present`` and ``speaker``."""
+        modalities = tuple(self.modalities if modalities is None else modalities)
+        missing = [m for m in modalities if m not in self.features]
+        if missing:
+            raise ValueError(
+                f"{self.source}: this dataset has no {', '.join(missing)} features (it has "
+                f"{', '.join(self.modalities) or 'none'}); choose an experiment that uses only those"
+            )
+        inputs = {m: self.features[m] for m in modalities}
+        inputs["present"] = self.present.astype(np.float32)
+        inputs["speaker"] = np.maximum(self.speakers, 0).astype(np.int32)
+        return inputs
+
+    # -- description --------------------------------------------------------------------------------------
+    def class_counts(self, split: str | None = None) -> dict[str, int]:
+        ds = self if split is None else self.subset(split)
+        counts = np.bincount(ds.labels[ds.mask], minlength=self.num_classes)
+        return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+    def summary(self) -> dict:
+        """A JSON-ready description: sizes per split, class counts per split, widths, and provenance."""
+        per_split = {}
+        for split in SPLITS:
+            ids = self.splits.get(split, ())
+            if not ids and split == "valid":
+                continue
+            sub = self.subset(split)
+            per_split[split] = {
+                "dialogues": len(sub),
+                "utterances": int(sub.present.sum()),
+                "scored_utterances": int(sub.mask.sum()),
+                "class_counts": sub.class_counts(),
+            }
+        return {
+            "source": self.source,
+            "synthetic": self.synthetic,
+            "label_scheme": self.scheme.name,
+            "classes": list(self.class_names),
+            "splits": per_split,
+            "modalities": self.dims,
+            "longest_dialogue": int(self.lengths.max()),
+            "speakers": list(self.speaker_names),
+            "standardized": self.standardized,
+        }
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> ERCDataset:
+    """Pad a validated corpus into arrays under ``scheme``."""
+    scheme = get_scheme(scheme, corpus.label_names)
+    dialogues = list(corpus.dialogues.values())
+    n, t = len(dialogues), max(len(d) for d in dialogues)
+    speaker_names = tuple(sorted({s for d in dialogues for s in d.speakers}))
+    speaker_index = {s: i for i, s in enumerate(speaker_names)}
+
+    features = {m: np.zeros((n, t, dialogues[0].features[m].shape[1]), np.float32) for m in corpus.modalities}
+    present = np.zeros((n, t), bool)
+    labels = np.full((n, t), -1, np.int32)
+    speakers = np.full((n, t), -1, np.int32)
+    for i, d in enumerate(dialogues):
+        length = len(d)
+        present[i, :length] = True
+        labels[i, :length] = scheme.class_index(d.labels, source=f"{corpus.source}: dialogue {d.id!r}")
+        speakers[i, :length] = [speaker_index[s] for s in d.speakers]
+        for m in corpus.modalities:
+            features[m][i, :length] = d.features[m]
+    return ERCDataset(
+        dialogue_ids=tuple(d.id for d in dialogues),
+        features=features,
+        present=present,
+        mask=labels >= 0,
+        labels=labels,
+        speakers=speakers,
+        speaker_names=speaker_names,
+        utterance_ids=tuple(d.utterance_ids for d in dialogues),
+        sentences=tuple(d.sentences for d in dialogues),
+        splits={s: tuple(corpus.splits.get(s, ())) for s in SPLITS},
+        scheme=scheme,
+        source=corpus.source,
+        synthetic=corpus.synthetic,
+    )
+
+
+def load_corpus(source: str = SYNTHETIC, *, seed: int = 0) -> Corpus:
+    """``'synthetic'`` (the built-in data, generated for ``seed``) or the path of a pickle."""
+    if str(source) == SYNTHETIC:
+        from .synthetic import synthetic_corpus
+        return synthetic_corpus(seed=seed)
+    return read_corpus(source)
+
+
+def load_dataset(source: str = SYNTHETIC, *, scheme: str | LabelScheme = DEFAULT_SCHEME, seed: int = 0
+                 ) -> ERCDataset:
+    """Load ``source`` (``'synthetic'`` or a pickle path) as an :class:`ERCDataset` under ``scheme``."""
+    return from_corpus(load_corpus(source, seed=seed), scheme)
+
+
+# ------------------------------------------------------------------------------------------------ protocol
+
+def with_validation_split(ds: ERCDataset, fraction: float = DEFAULT_VALID_FRACTION, seed: int = 0) -> ERCDataset:
+    """Hold out a dialogue-level validation split from the training dialogues.
+
+    A dataset that carries its own validation list keeps it. Otherwise ``fraction`` of the training dialogues
+    (at least one) are drawn with ``seed``: the same seed always gives the same split, whatever the hash seed.
+    Validation never overlaps train or test.
+    """
+    if ds.splits.get("valid"):
+        return ds
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    train = sorted(ds.splits["train"])
+    if len(train) < 2:
+        raise ValueError(f"{ds.source}: need at least 2 training dialogues to hold one out, got {len(train)}")
+    k = min(len(train) - 1, max(1, int(round(fraction * len(train)))))
+    rng = np.random.default_rng(seed)
+    valid = set(rng.choice(len(train), size=k, replace=False).tolist())
+    splits = dict(ds.splits)
+    splits["valid"] = tuple(d for i, d in enumerate(train) if i in valid)
+    splits["train"] = tuple(d for i, d in enumerate(train) if i not in valid)
+    return dataclasses.replace(ds, splits=splits)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-modality mean and standard deviation over the real utterances of the training dialogues."""
+
+    mean: Mapping[str, np.ndarray]
+    std: Mapping[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, ds: ERCDataset, split: str = "train") -> "Standardizer":
+        train = ds.subset(split)
+        if not train.present.any():
+            raise ValueError(f"{ds.source}: split {split!r} has no utterances to fit a standardizer on")
+        mean, std = {}, {}
+        for m, a in train.features.items():
+            rows = a[train.present]
+            mean[m] = rows.mean(axis=0)
+            std[m] = np.where(rows.std(axis=0) > 1e-8, rows.std(axis=0), 1.0)
+        return cls(mean, std)
+
+    def transform(self, ds: ERCDataset) -> ERCDataset:
+        if ds.standardized:
+            raise ValueError(f"{ds.source}: features are standardized already")
+        keep = ds.present[..., None]
+        features = {m: np.where(keep, (a - self.mean[m]) / self.std[m], 0.0).astype(np.float32)
+                    for m, a in ds.features.items()}
+        return dataclasses.replace(ds, features=features, standardized=True)
+
+
+def standardize(ds: ERCDataset, split: str = "train") -> ERCDataset:
+    """Standardize every modality with statistics fitted on ``split`` only (never on validation or test)."""
+    return Standardizer.fit(ds, split).transform(ds)

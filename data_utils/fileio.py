@@ -1,0 +1,53 @@
+"""Atomic, no-clobber file writing: every output of the suite goes through here."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class OutputExistsError(FileExistsError):
+    """Refusing to overwrite an existing output without ``overwrite=True`` (``--force`` on the CLI)."""
+
+
+def check_writable(path, *, overwrite: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; refusing to overwrite it (pass --force / overwrite=True)")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, overwrite: bool = False):
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step.
+
+    On any error the temporary file is removed and ``path`` is untouched, so readers never see half a file.
+    """
+    path = check_writable(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if not overwrite and path.exists():  # someone else wrote it meanwhile
+            raise OutputExistsError(f"{path} appeared while writing; refusing to overwrite it")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_bytes(path, data: bytes, *, overwrite: bool = False) -> Path:
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path, text: str, *, overwrite: bool = False) -> Path:
+    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def write_json(path, obj, *, overwrite: bool = False) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite=overwrite)

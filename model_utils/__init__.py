@@ -1,0 +1,1 @@
+"""Keras 3 layers, architectures, training and evaluation for emotion recognition in conversation."""

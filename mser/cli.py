@@ -1,0 +1,36 @@
+"""The `mser` command line: `mser --help` lists the commands.
+
+Each command lives in ``mser/commands/`` and imports heavy libraries (TensorFlow) only when it runs, so
+`mser data summary` answers in a second.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .commands import data, features
+
+    parser = argparse.ArgumentParser(
+        prog="mser",
+        description="Multimodal emotion recognition in conversation: IEMOCAP-style data, the study's models "
+                    "under a sound protocol, multi-seed experiments and reports.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data.register(sub)
+    features.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,36 @@
+import os
+
+# Before anything imports TensorFlow: quiet logs and pinned oneDNN so numbers do not drift between runs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURE_PKL = SHARED / "fixtures" / "poria_py2_small.pkl"
+TRANSCRIPTS_CSV = SHARED / "data" / "iemocap_transcripts.csv"
+
+
+@pytest.fixture
+def fixture_pkl() -> Path:
+    if not FIXTURE_PKL.is_file():
+        pytest.skip(f"needs ../shared beside the repository ({FIXTURE_PKL} is absent)")
+    return FIXTURE_PKL
+
+
+@pytest.fixture
+def transcripts_csv() -> Path:
+    if not TRANSCRIPTS_CSV.is_file():
+        pytest.skip(f"needs ../shared beside the repository ({TRANSCRIPTS_CSV} is absent)")
+    return TRANSCRIPTS_CSV
+
+
+@pytest.fixture(scope="session")
+def small_corpus():
+    """A small synthetic corpus (8 train, 3 test dialogues), fast to build."""
+    from data_utils.synthetic import SyntheticConfig, generate_corpus
+
+    return generate_corpus(seed=3, config=SyntheticConfig(n_train=8, n_test=3, mean_length=12, sd_length=4,
+                                                           min_length=4, max_length=20))

@@ -1,0 +1,194 @@
+"""The pickle reader: safety, the Python 2 fixture, every validation error, label schemes and order."""
+import copy
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_utils.corpus import DataFormatError, corpus_from_bytes, corpus_to_tuple, read_corpus, write_corpus
+from data_utils.dataset import from_corpus, load_dataset
+from data_utils.fileio import OutputExistsError
+from data_utils.safe_pickle import UnsafePickleError
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_COUNTS = {"Ses01F_impro01": 26, "Ses01F_impro02": 30, "Ses01F_impro03": 44, "Ses01F_impro04": 61,
+                  "Ses01F_impro05": 59, "Ses01F_impro06": 44, "Ses04F_script02_1": 50, "Ses05F_impro01": 44,
+                  "Ses05F_impro02": 49, "Ses05F_impro03": 83}
+
+
+# ------------------------------------------------------------------------------------------------- fixture
+
+def test_python2_fixture_loads_with_exact_counts(fixture_pkl):
+    corpus = read_corpus(fixture_pkl)
+    assert {d: len(v) for d, v in corpus.dialogues.items()} == FIXTURE_COUNTS
+    assert corpus.splits["train"] == tuple(sorted(FIXTURE_COUNTS)[:7])
+    assert corpus.splits["test"] == ("Ses05F_impro01", "Ses05F_impro02", "Ses05F_impro03")
+    assert corpus.splits["valid"] == ()
+    assert not corpus.synthetic
+
+    ds = from_corpus(corpus)
+    summary = ds.summary()
+    assert summary["splits"]["train"]["dialogues"] == 7 and summary["splits"]["train"]["utterances"] == 314
+    assert summary["splits"]["test"]["dialogues"] == 3 and summary["splits"]["test"]["utterances"] == 176
+    assert summary["modalities"] == {"text": 100, "audio": 100, "visual": 512}
+    assert ds.max_len == 83 and ds.features["visual"].dtype == np.float32  # float64 in the file
+    assert ds.utterance_ids[0][0] == "Ses01F_impro01_F000" and ds.speaker_names == ("F", "M")
+
+
+def test_label_schemes_on_the_fixture(fixture_pkl):
+    corpus = read_corpus(fixture_pkl)
+    raw = [lab for d in corpus.dialogues.values() for lab in d.labels]
+    merged, standard, six = (from_corpus(corpus, s) for s in ("merged4", "standard4", "original6"))
+    assert merged.class_counts()["angry"] == raw.count("ang") + raw.count("fru")
+    assert merged.class_counts()["happy"] == raw.count("hap") + raw.count("exc")
+    assert sum(merged.class_counts().values()) == len(raw) == 490
+    # standard4 leaves fru out of the scores but keeps the utterances in the dialogue as context
+    assert standard.class_counts()["angry"] == raw.count("ang")
+    assert int(standard.mask.sum()) == len(raw) - raw.count("fru")
+    assert int(standard.present.sum()) == len(raw)
+    assert np.all(standard.labels[~standard.mask] == -1)
+    assert six.class_counts() == {n: raw.count(n) for n in six.class_names}
+    # no pad class: labels at padding are -1 and the class count is the scheme's
+    assert merged.num_classes == 4 and np.all(merged.labels[~merged.present] == -1)
+
+
+def test_cli_summary_of_the_fixture(fixture_pkl):
+    out = subprocess.run([sys.executable, "-m", "mser.cli", "data", "summary", "--data", str(fixture_pkl)],
+                         capture_output=True, text=True, cwd=REPO, check=True)
+    summary = json.loads(out.stdout)
+    assert summary["synthetic"] is False
+    assert summary["splits"]["train"]["dialogues"] == 7 and summary["splits"]["train"]["utterances"] == 314
+    assert summary["splits"]["test"]["dialogues"] == 3 and summary["splits"]["test"]["utterances"] == 176
+    assert summary["modalities"] == {"text": 100, "audio": 100, "visual": 512}
+
+
+def test_order_does_not_depend_on_the_hash_seed(fixture_pkl):
+    script = ("import sys, hashlib; from data_utils.dataset import load_dataset; "
+              "ds = load_dataset(sys.argv[1]); "
+              "print(ds.dialogue_ids, ds.splits['train'], hashlib.sha1(ds.features['text'].tobytes()).hexdigest())")
+    outputs = set()
+    for hash_seed in ("1", "2", "random"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        outputs.add(subprocess.run([sys.executable, "-c", script, str(fixture_pkl)], env=env, cwd=REPO,
+                                   capture_output=True, text=True, check=True).stdout)
+    assert len(outputs) == 1
+
+
+# ------------------------------------------------------------------------------------------------- safety
+
+class _Payload:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path, small_corpus):
+    target = tmp_path / "pwned"
+    layout = list(corpus_to_tuple(small_corpus))
+    layout[7] = [_Payload(target)]
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(tuple(layout), protocol=2))
+    with pytest.raises(UnsafePickleError, match=r"evil\.pkl.*refused to load global posix\.system"):
+        read_corpus(path)
+    assert not target.exists()
+    # the same bytes through plain pickle really would have run the payload: the test is meaningful
+    pickle.loads(path.read_bytes())
+    assert target.exists()
+
+
+def test_truncated_and_non_pickle_files_get_a_clear_error(tmp_path, small_corpus):
+    good = pickle.dumps(corpus_to_tuple(small_corpus), protocol=2)
+    for name, data in (("truncated.pkl", good[: len(good) // 2]), ("text.pkl", b"hello, world\n")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataFormatError, match=rf"{name}: not a readable pickle"):
+            read_corpus(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="no such data file"):
+        read_corpus(tmp_path / "absent.pkl")
+
+
+# ------------------------------------------------------------------------------------------------- validation
+
+def _mutated(small_corpus, mutate):
+    layout = copy.deepcopy(list(corpus_to_tuple(small_corpus)))  # rows are views: never mutate the fixture
+    mutate(layout)
+    return pickle.dumps(tuple(layout), protocol=2)
+
+
+FIRST = "synth_train_000"
+CASES = [
+    ("tuple length", lambda t: (t.pop(), t.pop()), r"expected a 9-tuple .*got a tuple of length 8"),
+    ("not a dict", lambda t: t.__setitem__(2, [1, 2]), r"field videoLabels: must be a dict"),
+    ("missing dialogue", lambda t: t[3].pop(FIRST), rf"dialogue '{FIRST}': field videoText: has no entry"),
+    ("extra dialogue", lambda t: t[1].__setitem__("ghost", ["F"]), r"dialogue 'ghost': field videoSpeakers"),
+    ("speaker count", lambda t: t[1].__setitem__(FIRST, t[1][FIRST][:-1]),
+     rf"dialogue '{FIRST}': field videoSpeakers: has \d+ entries but videoIDs lists \d+"),
+    ("label count", lambda t: t[2].__setitem__(FIRST, t[2][FIRST] + [0]), rf"'{FIRST}': field videoLabels: has"),
+    ("audio count", lambda t: t[4].__setitem__(FIRST, t[4][FIRST][:-1]), rf"'{FIRST}': field videoAudio: has"),
+    ("feature width", lambda t: t[5].__setitem__(FIRST, [r[:-1] for r in t[5][FIRST]]),
+     r"field videoVisual: feature width 511 differs from width 512"),
+    ("ragged rows", lambda t: t[3][FIRST].__setitem__(1, t[3][FIRST][1][:5]), rf"'{FIRST}': field videoText: "),
+    ("not finite", lambda t: t[4][FIRST][2].__setitem__(7, np.nan),
+     rf"'{FIRST}': field videoAudio: utterance 2 \({FIRST}_\w+\): non-finite value nan at dimension 7"),
+    ("label range", lambda t: t[2].__setitem__(FIRST, [9] + t[2][FIRST][1:]),
+     rf"'{FIRST}': field videoLabels: utterance 0: label id 9 is out of range 0..5"),
+    ("label type", lambda t: t[2].__setitem__(FIRST, ["hap"] + t[2][FIRST][1:]), r"label must be an integer id"),
+    ("overlap", lambda t: t.__setitem__(8, t[8] + [FIRST]), rf"dialogue '{FIRST}': field testVid: is in both"),
+    ("unknown split id", lambda t: t.__setitem__(8, t[8] + ["ghost"]), r"dialogue 'ghost': field testVid: is not"),
+    ("unassigned", lambda t: t.__setitem__(7, t[7][1:]), rf"dialogue '{FIRST}'.*in neither trainVid nor testVid"),
+    ("empty dialogue", lambda t: [t[i].__setitem__(FIRST, []) for i in (0, 1, 2, 3, 4, 5, 6)],
+     rf"dialogue '{FIRST}': field videoIDs: the dialogue has no utterances"),
+    ("bad speaker", lambda t: t[1].__setitem__(FIRST, [None] + t[1][FIRST][1:]), r"speaker must be a non-empty"),
+    ("no modality", lambda t: [t.__setitem__(i, {}) for i in (3, 4, 5)], r"no modality has features"),
+    ("valid not in train", lambda t: t[9].__setitem__("validVid", ["synth_test_000"]),
+     r"'synth_test_000': field extras.validVid: validation dialogues must be part of trainVid"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,message", CASES, ids=[c[0] for c in CASES])
+def test_every_validation_error_names_file_dialogue_and_field(small_corpus, name, mutate, message):
+    data = _mutated(small_corpus, mutate)
+    with pytest.raises(DataFormatError, match=r"^bad\.pkl: .*" + message):
+        corpus_from_bytes(data, source="bad.pkl")
+
+
+def test_poria_layout_round_trips_and_absent_modalities_stay_absent(tmp_path, small_corpus):
+    path = write_corpus(small_corpus, tmp_path / "c.pkl")
+    back = read_corpus(path)
+    assert back.synthetic and back.modalities == ("text", "audio", "visual")
+    d = small_corpus.dialogues[FIRST]
+    np.testing.assert_array_equal(back.dialogues[FIRST].features["visual"], d.features["visual"])
+    assert back.dialogues[FIRST].labels == d.labels
+    with pytest.raises(OutputExistsError):
+        write_corpus(small_corpus, path)
+
+    layout = list(corpus_to_tuple(small_corpus))
+    layout[4], layout[5] = {}, {}
+    text_only = corpus_from_bytes(pickle.dumps(tuple(layout)), source="t.pkl")
+    assert text_only.modalities == ("text",)
+    with pytest.raises(ValueError, match="has no audio features"):
+        from_corpus(text_only).model_inputs(["text", "audio"])
+
+
+def test_a_file_that_carries_its_validation_split_keeps_it(small_corpus):
+    layout = list(corpus_to_tuple(small_corpus))
+    layout[9]["validVid"] = [FIRST]
+    corpus = corpus_from_bytes(pickle.dumps(tuple(layout)), source="v.pkl")
+    assert corpus.splits["valid"] == (FIRST,) and FIRST not in corpus.splits["train"]
+
+
+def test_unknown_scheme_and_uncovered_labels(small_corpus):
+    with pytest.raises(ValueError, match="unknown label scheme 'bogus'"):
+        load_dataset("synthetic", scheme="bogus")
+    layout = list(corpus_to_tuple(small_corpus))
+    layout[9]["label_names"] = ["joy", "anger", "calm", "sad", "x", "y"]
+    corpus = corpus_from_bytes(pickle.dumps(tuple(layout)), source="own.pkl")
+    with pytest.raises(ValueError, match=r"not covered by label scheme 'merged4'.*scheme='native'"):
+        from_corpus(corpus)
+    assert from_corpus(corpus, "native").class_names == ("joy", "anger", "calm", "sad", "x", "y")

@@ -1,0 +1,54 @@
+"""``mser features audio``: openSMILE functionals per utterance, merged into a corpus as its audio modality."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from data_utils.audio_features import FEATURE_SETS, AudioFeatureError, OpenSmileMissingError, add_audio_features
+from data_utils.corpus import DataFormatError, describe_widths, read_corpus, write_corpus
+from data_utils.fileio import check_writable
+from data_utils.safe_pickle import UnsafePickleError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``audio`` subcommand to an argparse ``subparsers`` object and return its parser."""
+    parser = subparsers.add_parser(
+        "audio",
+        help="add openSMILE audio functionals to a dataset pickle",
+        description=(
+            "Extract openSMILE functionals from <utterance_id>.wav files (searched recursively under --audio-dir, "
+            "so IEMOCAP's SessionN/sentences/wav tree works) and write --base with them as its audio modality, "
+            "replacing any audio features it had. Needs the [audio] extra: pip install '.[audio]'."
+        ),
+    )
+    parser.add_argument("--audio-dir", type=Path, required=True, metavar="DIR", help="folder holding the wav files")
+    parser.add_argument("--base", type=Path, required=True, metavar="DATASET_PKL",
+                        help="dataset pickle whose utterances get the audio features")
+    parser.add_argument("--out", type=Path, required=True, metavar="PATH", help="where to write the new pickle")
+    parser.add_argument("--feature-set", choices=list(FEATURE_SETS), default="egemaps",
+                        help="eGeMAPSv02 (88-d, default) or ComParE_2016 (6373-d) functionals")
+    parser.add_argument("--force", action="store_true", help="replace an existing file at --out")
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Extract and write; 0 and a one-line JSON summary on success, 1 (message on stderr) on failure."""
+    try:
+        check_writable(args.out, overwrite=args.force)  # fail before the slow extraction
+        corpus = add_audio_features(read_corpus(args.base), args.audio_dir, feature_set=args.feature_set)
+        write_corpus(corpus, args.out, overwrite=args.force)
+    except (DataFormatError, UnsafePickleError, OpenSmileMissingError, AudioFeatureError, OSError) as e:
+        # OSError includes OutputExistsError and missing --base / --audio-dir
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({
+        "out": str(args.out),
+        "feature_set": args.feature_set,
+        "dialogues": len(corpus.dialogues),
+        "utterances": sum(len(d) for d in corpus.dialogues.values()),
+        "widths": describe_widths(corpus),
+    }))
+    return 0

@@ -1,0 +1,245 @@
+"""Training and evaluation of sequence-labelling models under the suite's protocol.
+
+The upstream study (protocol §2.0, §5) trained with no seeds, a pad class, a loss divided by every padded
+position for some models, and judged models on the test set. Here instead:
+
+- the output is a softmax over the scheme's real classes; padding and unscored utterances get sample weight 0,
+  and the loss is the mean cross-entropy over the scored utterances of a batch (``mean_with_sample_weight``);
+- model selection (early stopping, best weights) uses macro-F1 on a held-out *validation* split, computed with
+  :mod:`model_utils.metrics` at the end of every epoch;
+- :func:`fit` takes the train and validation splits only and refuses any dialogue of the test split;
+- :func:`set_seed` makes a run repeatable.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Literal
+
+import keras
+import numpy as np
+
+from data_utils.dataset import ERCDataset
+
+from . import metrics
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and the backend, and make TensorFlow ops deterministic (same seed, same numbers)."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except (AttributeError, RuntimeError):  # older TF, or already initialised: seeding still applies
+            pass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60  # cap; early stopping usually ends sooner
+    batch_size: int = 32  # dialogues per step, as upstream
+    learning_rate: float = 1e-3  # Adam with upstream's (Keras') defaults
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    patience: int = 10  # epochs without a better validation score before stopping
+    class_weight: Literal["none", "balanced"] = "none"
+    label_smoothing: float = 0.0
+    monitor: str = "macro_f1"  # validation metric to maximise, one of metrics.METRICS
+
+    def __post_init__(self):
+        if self.class_weight not in ("none", "balanced"):
+            raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
+        if self.monitor not in metrics.METRICS:
+            raise ValueError(f"monitor must be one of {metrics.METRICS}, got {self.monitor!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0:
+            raise ValueError("epochs and batch_size must be >= 1 and patience >= 0")
+
+
+@dataclass
+class TrainResult:
+    # Per epoch: epoch; loss (Keras' running mean of the training batch losses, class-weighted if configured);
+    # val_loss (mean CE over scored validation utterances, never class-weighted); val_<m> for m in METRICS.
+    history: list[dict]
+    best_epoch: int  # 1-based; its weights are the model's weights after fit
+    best_score: float  # validation <monitor> at best_epoch
+    monitor: str
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    class_weights: list[float] | None = None
+    config: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def class_weights(ds: ERCDataset) -> np.ndarray:
+    """'Balanced' weights n / (C * n_c) over the scored utterances of ``ds`` (0 for a class that never occurs)."""
+    counts = np.bincount(ds.labels[ds.mask], minlength=ds.num_classes).astype(np.float64)
+    n = counts.sum()
+    return np.divide(n, ds.num_classes * counts, out=np.zeros_like(counts), where=counts > 0)
+
+
+def targets(ds: ERCDataset, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot targets (N, T, C) and sample weights (N, T): the mask, times the class weight if given.
+
+    Unscored positions get an all-zero target and weight 0, so they never reach the loss.
+    """
+    onehot = np.eye(ds.num_classes, dtype=np.float32)[np.maximum(ds.labels, 0)] * ds.mask[..., None]
+    weight = ds.mask.astype(np.float32)
+    if weights is not None:
+        weight = weight * np.asarray(weights, np.float32)[np.maximum(ds.labels, 0)]
+    return onehot, weight
+
+
+def input_names(model: keras.Model) -> list[str] | None:
+    """The names of the inputs a model declares (None for a subclassed model that declares none)."""
+    try:
+        return [t.name for t in keras.tree.flatten(model.inputs)]
+    except (AttributeError, ValueError):
+        return None
+
+
+def model_inputs(model: keras.Model, ds: ERCDataset, modalities: Iterable[str]) -> dict[str, np.ndarray]:
+    """``ds.model_inputs(modalities)`` restricted to what ``model`` declares (all of it if it declares none)."""
+    available = ds.model_inputs(modalities)
+    names = input_names(model)
+    if names is None:
+        return available
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"the model expects inputs {missing} that {ds.source} with modalities "
+                         f"{list(modalities)} does not provide (it has {sorted(available)})")
+    return {n: available[n] for n in names}
+
+
+def make_loss(config: TrainConfig) -> keras.losses.Loss:
+    """Cross-entropy over real classes, averaged over the sample weight (= scored utterances)."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing,
+                                                reduction="mean_with_sample_weight")
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    """Compile with Adam (upstream's defaults unless ``config`` says otherwise) and the masked loss."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                                        epsilon=config.epsilon),
+        loss=make_loss(config),
+    )
+
+
+def _training_arrays(model: keras.Model, train: ERCDataset, modalities: tuple[str, ...], config: TrainConfig):
+    weights = class_weights(train) if config.class_weight == "balanced" else None
+    y, w = targets(train, weights)
+    return model_inputs(model, train, modalities), y, w, weights
+
+
+def _check_no_test(ds: ERCDataset, role: str) -> None:
+    leaked = set(ds.dialogue_ids) & set(ds.splits.get("test", ()))
+    if leaked:
+        raise ValueError(f"got {len(leaked)} test dialogue(s) as {role} data; pass ds.subset('train') and "
+                         f"ds.subset('valid') (the test split is for the final evaluation only)")
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+class _Selection(keras.callbacks.Callback):
+    """Scores the validation split after every epoch, keeps the best weights, stops after ``patience``."""
+
+    def __init__(self, inputs: dict, valid: ERCDataset, loss: keras.losses.Loss, config: TrainConfig,
+                 verbose: bool):
+        super().__init__()
+        self.inputs, self.valid, self.loss, self.config, self.verbose = inputs, valid, loss, config, verbose
+        self.y, self.w = targets(valid)
+        self.history: list[dict] = []
+        self.best_score, self.best_epoch, self.best_weights = -np.inf, 0, None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        probs = self.model.predict(self.inputs, batch_size=self.config.batch_size, verbose=0)
+        scores = metrics.evaluate(self.valid.labels, metrics.predict_classes(probs), self.valid.mask,
+                                  self.valid.class_names)
+        row = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", np.nan)),
+               "val_loss": float(self.loss(self.y, probs, sample_weight=self.w))}
+        row.update({f"val_{m}": scores[m] for m in metrics.METRICS})
+        self.history.append(row)
+
+        score = row[f"val_{self.config.monitor}"]
+        if score > self.best_score:  # strict: ties keep the earlier epoch
+            self.best_score, self.best_epoch = score, epoch + 1
+            self.best_weights = self.model.get_weights()
+        elif epoch + 1 - self.best_epoch >= self.config.patience:
+            self.model.stop_training = True
+        if self.verbose:
+            mark = " *" if self.best_epoch == epoch + 1 else ""
+            scores = "  ".join(f"{m} {row['val_' + m]:.4f}" for m in metrics.METRICS)
+            print(f"epoch {epoch + 1:3d}/{self.config.epochs}  train loss {row['loss']:.4f} | "
+                  f"valid loss {row['val_loss']:.4f}  {scores}{mark}", flush=True)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: Iterable[str],
+        config: TrainConfig = TrainConfig(), *, verbose: bool | int = True) -> TrainResult:
+    """Train ``model`` on ``train``, select the epoch on ``valid``; the model ends with the best epoch's weights.
+
+    ``model`` maps the inputs it declares (modalities, ``present``, ``speaker``) to (N, T, C) probabilities.
+    It is (re)compiled here with Adam and the masked loss. Call :func:`set_seed` before building it.
+    ``verbose`` prints one line per epoch (train loss, validation loss and metrics, ``*`` at a new best).
+    """
+    _check_no_test(train, "training")
+    _check_no_test(valid, "validation")
+    if set(train.dialogue_ids) & set(valid.dialogue_ids):
+        raise ValueError("training and validation dialogues overlap")
+    if not train.mask.any() or not valid.mask.any():
+        raise ValueError("training and validation splits both need scored utterances")
+    modalities = tuple(modalities)
+
+    compile_model(model, config)
+    x, y, w, weights = _training_arrays(model, train, modalities, config)
+    selection = _Selection(model_inputs(model, valid, modalities), valid, make_loss(config), config, verbose)
+    start = time.perf_counter()
+    model.fit(x, y, sample_weight=w, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+              callbacks=[selection], verbose=0)
+    epochs_run = len(selection.history)
+    return TrainResult(
+        history=selection.history,
+        best_epoch=selection.best_epoch,
+        best_score=float(selection.best_score),
+        monitor=config.monitor,
+        epochs_run=epochs_run,
+        stopped_early=epochs_run < config.epochs,
+        seconds=time.perf_counter() - start,
+        class_weights=None if weights is None else weights.tolist(),
+        config=asdict(config),
+    )
+
+
+def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str], config: TrainConfig,
+                 epochs: int) -> None:
+    """``epochs`` plain epochs on ``train``: no validation, no selection. For benchmarks (``mser bench``) only.
+
+    Compiles the model first unless it already is (e.g. by :func:`fit`, whose optimizer state is then kept).
+    """
+    _check_no_test(train, "training")
+    if not model.compiled:
+        compile_model(model, config)
+    x, y, w, _ = _training_arrays(model, train, tuple(modalities), config)
+    model.fit(x, y, sample_weight=w, batch_size=config.batch_size, epochs=epochs, shuffle=True, verbose=0)
+
+
+# ------------------------------------------------------------------------------------------------ inference
+
+def predict(model: keras.Model, ds: ERCDataset, modalities: Iterable[str], batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (N, T, C); rows at padding are meaningless and never scored."""
+    return np.asarray(model.predict(model_inputs(model, ds, tuple(modalities)), batch_size=batch_size,
+                                    verbose=0))
+
+
+def evaluate_model(model: keras.Model, ds: ERCDataset, modalities: Iterable[str], batch_size: int = 32) -> dict:
+    """:func:`model_utils.metrics.evaluate` of the model's predictions over the scored utterances of ``ds``."""
+    probs = predict(model, ds, modalities, batch_size)
+    return metrics.evaluate(ds.labels, metrics.predict_classes(probs), ds.mask, ds.class_names)

@@ -1,0 +1,151 @@
+"""model_utils.training: masked loss, seeds, early stopping on validation, class weights, no test data in fit."""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from data_utils.dataset import from_corpus, with_validation_split
+from data_utils.synthetic import SyntheticConfig, generate_corpus
+from model_utils import training
+from model_utils.metrics import METRICS
+from model_utils.training import (TrainConfig, class_weights, evaluate_model, fit, make_loss, model_inputs, targets,
+                                  train_epochs)
+
+MODALITIES = ("text",)
+FAST = TrainConfig(epochs=6, patience=6, learning_rate=1e-2, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    """12 train (3 held out for validation) and 4 test dialogues of 4-20 utterances; 'fru' is left unscored."""
+    config = SyntheticConfig(n_train=12, n_test=4, mean_length=12, sd_length=4, min_length=4, max_length=20)
+    return with_validation_split(from_corpus(generate_corpus(seed=1, config=config), "standard4"), 0.25)
+
+
+def _model(ds, masking: bool = False) -> keras.Model:
+    """A per-utterance classifier: text (T, D) -> Dense -> softmax over the real classes. ``present`` is unused."""
+    text = keras.Input((ds.max_len, ds.dims["text"]), name="text")
+    present = keras.Input((ds.max_len,), name="present")
+    x = keras.layers.Masking()(text) if masking else text
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.Model([text, present], keras.layers.Dense(ds.num_classes, activation="softmax")(x))
+
+
+def _train(ds, config: TrainConfig = FAST, seed: int = 0):
+    training.set_seed(seed)
+    model = _model(ds)
+    result = fit(model, ds.subset("train"), ds.subset("valid"), MODALITIES, config, verbose=False)
+    return model, result
+
+
+def _numpy_loss(probs, labels, mask) -> float:
+    p = np.take_along_axis(probs, np.maximum(labels, 0)[..., None], axis=-1)[..., 0]
+    return float(-np.log(p[mask]).mean())
+
+
+def test_fixture_has_padding_and_unscored_utterances(ds):
+    assert (~ds.present).any() and (ds.present & ~ds.mask).any()
+
+
+@pytest.mark.parametrize("masking", [False, True])
+def test_loss_is_mean_cross_entropy_over_scored_utterances(ds, masking):
+    train = ds.subset("train")
+    training.set_seed(0)
+    model = _model(ds, masking)
+    model.compile(loss=make_loss(TrainConfig()))
+    x = model_inputs(model, train, MODALITIES)
+    y, w = targets(train)
+    probs = model.predict(x, verbose=0)
+    want = _numpy_loss(probs, train.labels, train.mask)
+    assert float(make_loss(TrainConfig())(y, probs, sample_weight=w)) == pytest.approx(want, rel=1e-5)
+    # what Keras trains on (a single batch: model.evaluate reports exactly the batch loss)
+    assert model.evaluate(x, y, sample_weight=w, batch_size=len(train), verbose=0) == pytest.approx(want, rel=1e-5)
+
+    # garbage features at padding and garbage labels at unscored positions change nothing
+    rng = np.random.default_rng(0)
+    x_bad = dict(x, text=np.where(train.present[..., None], x["text"], 1e3 * rng.standard_normal(x["text"].shape)))
+    labels_bad = np.where(train.mask, train.labels, rng.integers(0, ds.num_classes, train.labels.shape))
+    y_bad = np.eye(ds.num_classes, dtype=np.float32)[labels_bad]
+    x_bad["text"] = x_bad["text"].astype(np.float32)
+    got = model.evaluate(x_bad, y_bad, sample_weight=w, batch_size=len(train), verbose=0)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_same_seed_same_run(ds):
+    model_a, a = _train(ds)
+    model_b, b = _train(ds)
+    assert a.history == b.history and a.best_epoch == b.best_epoch
+    for wa, wb in zip(model_a.get_weights(), model_b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert evaluate_model(model_a, ds.subset("valid"), MODALITIES) == evaluate_model(model_b, ds.subset("valid"),
+                                                                                      MODALITIES)
+    assert a.epochs_run == 6 and set(a.history[0]) == {"epoch", "loss", "val_loss"} | {f"val_{m}" for m in METRICS}
+
+
+def test_early_stopping_restores_best_epoch(ds):
+    config = TrainConfig(epochs=40, patience=3, learning_rate=0.05, batch_size=4)
+    model, result = _train(ds, config)
+    scores = [h["val_macro_f1"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(scores)) + 1 and result.best_score == max(scores)
+    assert result.stopped_early and result.epochs_run == result.best_epoch + config.patience
+    assert result.best_epoch < result.epochs_run  # so restoring is not a no-op
+    assert evaluate_model(model, ds.subset("valid"), MODALITIES)["macro_f1"] == result.best_score
+
+
+def test_fit_sees_train_and_valid_only(ds, monkeypatch):
+    seen = {"fit": [], "predict": []}
+    for name in seen:
+        original = getattr(keras.Model, name)
+
+        def spy(self, x, *args, _name=name, _original=original, **kwargs):
+            seen[_name].append(x["text"].copy())
+            return _original(self, x, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, name, spy)
+    _train(ds, TrainConfig(epochs=2, batch_size=4))
+    train, valid = ds.subset("train"), ds.subset("valid")
+    assert len(seen["fit"]) == 1 and np.array_equal(seen["fit"][0], train.features["text"])
+    assert len(seen["predict"]) == 2 and all(np.array_equal(x, valid.features["text"]) for x in seen["predict"])
+
+
+def test_fit_refuses_test_dialogues(ds):
+    model = _model(ds)
+    with pytest.raises(ValueError, match="test"):
+        fit(model, ds, ds.subset("valid"), MODALITIES, FAST, verbose=False)
+    with pytest.raises(ValueError, match="test"):
+        fit(model, ds.subset("train"), ds.subset("test"), MODALITIES, FAST, verbose=False)
+
+
+def test_balanced_class_weights(ds):
+    train = ds.subset("train")
+    counts = np.bincount(train.labels[train.mask], minlength=ds.num_classes)
+    weights = class_weights(train)
+    np.testing.assert_allclose(weights, counts.sum() / (ds.num_classes * counts))
+    _, w = targets(train, weights)
+    np.testing.assert_allclose(w[train.mask], weights[train.labels[train.mask]], rtol=1e-6)
+    assert (w[~train.mask] == 0).all()
+
+    _, plain = _train(ds)
+    _, balanced = _train(ds, dataclasses.replace(FAST, class_weight="balanced"))
+    assert balanced.class_weights == pytest.approx(weights.tolist())
+    assert [h["loss"] for h in balanced.history] != [h["loss"] for h in plain.history]
+
+
+def test_train_epochs_trains_without_selection(ds):
+    training.set_seed(0)
+    model = _model(ds)
+    before = [w.copy() for w in model.get_weights()]
+    train_epochs(model, ds.subset("train"), MODALITIES, FAST, epochs=1)
+    assert model.compiled and not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    with pytest.raises(ValueError, match="test"):
+        train_epochs(model, ds, MODALITIES, FAST, epochs=1)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        TrainConfig(class_weight="inverse")
+    with pytest.raises(ValueError):
+        TrainConfig(monitor="val_loss")

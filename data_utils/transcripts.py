@@ -1,0 +1,204 @@
+"""Transcripts tables: one CSV row per utterance, read and validated into a text-only ``Corpus``.
+
+Columns: ``dialogue_id, turn, speaker, label, split, text`` and optionally ``utterance_id``; other columns are
+ignored. ``turn`` orders the utterances of a dialogue (0..n-1, rows may come in any order), ``split`` is one of
+train, valid, test for all rows of a dialogue. Labels that are all IEMOCAP names keep the IEMOCAP label ids
+(``IEMOCAP6``); any other label set becomes its own classes, in sorted order (label scheme ``'native'``).
+
+Without an ``utterance_id`` column, ids are derived as ``<dialogue_id>_<speaker><nnn>`` with a per-speaker counter
+in turn order, which reproduces IEMOCAP's own names (``Ses01F_impro01_F000``).
+
+The corpus has no features yet (``modalities == ()``); ``data_utils.text_features`` adds them. Every error is a
+``DataFormatError`` naming the file, the line (the header is line 1), the dialogue and the column.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .corpus import SPLITS, Corpus, DataFormatError, Dialogue
+from .labels import IEMOCAP6
+
+REQUIRED_COLUMNS = ("dialogue_id", "turn", "speaker", "label", "split", "text")
+UTTERANCE_ID = "utterance_id"
+NON_BLANK = ("dialogue_id", "speaker", "label", "text")
+
+
+class TranscriptFormatError(DataFormatError):
+    """A ``DataFormatError`` that also names the line of the transcripts file (``line``, 1-based)."""
+
+    def __init__(self, source: str, problem: str, *, line: int | None = None, dialogue: str | None = None,
+                 field: str | None = None):
+        super().__init__(f"{source}: line {line}" if line is not None else source, problem,
+                         dialogue=dialogue, field=field)
+        self.source, self.line = source, line  # source: the file alone, as in DataFormatError
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    dialogue_id: str
+    turn: int
+    speaker: str
+    label: str
+    split: str
+    text: str
+    utterance_id: str | None
+
+
+def read_transcripts(path) -> Corpus:
+    """Read and validate a transcripts CSV into a ``Corpus`` without features (``modalities == ()``)."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{source}: no such transcripts file")
+    rows = _read_rows(path, source)
+    by_dialogue = _group_dialogues(rows, source)
+    dialogue_split = {did: _dialogue_split(turns, source) for did, turns in by_dialogue.items()}
+    utterance_ids = _utterance_ids(by_dialogue, source)
+    label_names = _label_names(r.label for r in rows)
+    dialogues = {
+        did: Dialogue(id=did, utterance_ids=tuple(utterance_ids[r.line] for r in turns),
+                      speakers=tuple(r.speaker for r in turns), labels=tuple(r.label for r in turns),
+                      sentences=tuple(r.text for r in turns), features={})
+        for did, turns in sorted(by_dialogue.items())
+    }
+    return Corpus(dialogues=dialogues, splits=_splits(dialogue_split, source), label_names=label_names,
+                  source=source, description=f"transcripts from {path.name}", modalities=())
+
+
+# --------------------------------------------------------------------------------------------------- rows
+
+def _read_rows(path: Path, source: str) -> list[_Row]:
+    """The non-blank rows, each with the line it starts on."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+            columns = _check_header(header, source)
+            rows, last_line = [], reader.line_num
+            for values in reader:
+                line, last_line = last_line + 1, reader.line_num
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    raise TranscriptFormatError(source, f"has {len(values)} fields, the header has {len(header)}",
+                                                line=line)
+                rows.append(_parse_row({name: values[i].strip() for name, i in columns.items()}, line, source))
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise TranscriptFormatError(source, f"not a readable UTF-8 CSV file ({e})") from e
+    if not rows:
+        raise TranscriptFormatError(source, "holds no utterances (only a header)", line=1)
+    return rows
+
+
+def _check_header(header: list[str], source: str) -> dict[str, int]:
+    """Column name -> index for the columns this module reads."""
+    if not any(header):
+        raise TranscriptFormatError(source, f"empty file; expected a header with columns {', '.join(REQUIRED_COLUMNS)}",
+                                    line=1)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise TranscriptFormatError(source, f"missing column(s) {', '.join(missing)}; the header has "
+                                            f"{', '.join(header)}", line=1, field=missing[0])
+    wanted = REQUIRED_COLUMNS + ((UTTERANCE_ID,) if UTTERANCE_ID in header else ())
+    for name in wanted:
+        if header.count(name) > 1:
+            raise TranscriptFormatError(source, "the column appears more than once in the header", line=1,
+                                        field=name)
+    return {name: header.index(name) for name in wanted}
+
+
+def _parse_row(values: dict[str, str], line: int, source: str) -> _Row:
+    did = values["dialogue_id"] or None
+
+    def err(problem: str, column: str) -> TranscriptFormatError:
+        return TranscriptFormatError(source, problem, line=line, dialogue=did, field=column)
+
+    for column in NON_BLANK + ((UTTERANCE_ID,) if UTTERANCE_ID in values else ()):
+        if not values[column]:
+            raise err("must not be blank", column)
+    try:
+        turn = int(values["turn"])
+    except ValueError:
+        raise err(f"must be an integer, got {values['turn']!r}", "turn") from None
+    if turn < 0:
+        raise err(f"must be a non-negative integer, got {turn}", "turn")
+    if values["split"] not in SPLITS:
+        raise err(f"must be one of {', '.join(SPLITS)}, got {values['split']!r}", "split")
+    return _Row(line=line, dialogue_id=values["dialogue_id"], turn=turn, speaker=values["speaker"],
+                label=values["label"], split=values["split"], text=values["text"],
+                utterance_id=values.get(UTTERANCE_ID))
+
+
+# --------------------------------------------------------------------------------------------------- dialogues
+
+def _group_dialogues(rows: list[_Row], source: str) -> dict[str, list[_Row]]:
+    """Rows by dialogue, in turn order; turns must be unique and run 0..n-1."""
+    grouped: dict[str, list[_Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row.dialogue_id].append(row)
+    for did, turns in grouped.items():
+        turns.sort(key=lambda r: r.turn)  # stable: of two equal turns, the earlier line comes first
+        for i, row in enumerate(turns):
+            if i and row.turn == turns[i - 1].turn:
+                raise TranscriptFormatError(source, f"duplicate turn {row.turn} (also on line {turns[i - 1].line})",
+                                            line=row.line, dialogue=did, field="turn")
+            if row.turn != i:
+                raise TranscriptFormatError(
+                    source, f"turn {i} is missing (the next turn is {row.turn}); the turns of a dialogue of "
+                            f"{len(turns)} utterances must run 0..{len(turns) - 1} without gaps",
+                    line=row.line, dialogue=did, field="turn")
+    return dict(grouped)
+
+
+def _dialogue_split(turns: list[_Row], source: str) -> str:
+    first, *rest = sorted(turns, key=lambda r: r.line)
+    for row in rest:
+        if row.split != first.split:
+            raise TranscriptFormatError(
+                source, f"the dialogue is in more than one split: {row.split!r} here, {first.split!r} on line "
+                        f"{first.line}; all rows of a dialogue must have the same split",
+                line=row.line, dialogue=row.dialogue_id, field="split")
+    return first.split
+
+
+def _splits(dialogue_split: dict[str, str], source: str) -> dict[str, tuple[str, ...]]:
+    splits = {name: tuple(sorted(d for d, s in dialogue_split.items() if s == name)) for name in SPLITS}
+    for name in ("train", "test"):
+        if not splits[name]:
+            raise TranscriptFormatError(source, f"no dialogue is in split {name!r}; a corpus needs at least one "
+                                                f"train and one test dialogue (valid is optional)", field="split")
+    return splits
+
+
+def _utterance_ids(by_dialogue: dict[str, list[_Row]], source: str) -> dict[int, str]:
+    """Utterance id by line: the ``utterance_id`` column, else ``<dialogue_id>_<speaker><nnn>``; all unique."""
+    ids: dict[int, str] = {}
+    for did, turns in by_dialogue.items():
+        counters: dict[str, int] = defaultdict(int)
+        for row in turns:
+            if row.utterance_id is None:
+                ids[row.line] = f"{did}_{row.speaker}{counters[row.speaker]:03d}"
+                counters[row.speaker] += 1
+            else:
+                ids[row.line] = row.utterance_id
+    first_line: dict[str, int] = {}
+    for row in sorted((r for turns in by_dialogue.values() for r in turns), key=lambda r: r.line):
+        uid = ids[row.line]
+        if uid in first_line:
+            hint = "" if row.utterance_id is not None else \
+                " (derived as <dialogue_id>_<speaker><nnn>; add an utterance_id column to name utterances yourself)"
+            raise TranscriptFormatError(source, f"utterance id {uid!r} is not unique{hint}: also on line "
+                                                f"{first_line[uid]}", line=row.line, dialogue=row.dialogue_id,
+                                        field=UTTERANCE_ID)
+        first_line[uid] = row.line
+    return ids
+
+
+def _label_names(labels) -> tuple[str, ...]:
+    """``IEMOCAP6`` when every label is an IEMOCAP name, else the sorted distinct labels."""
+    distinct = set(labels)
+    return IEMOCAP6 if distinct <= set(IEMOCAP6) else tuple(sorted(distinct))

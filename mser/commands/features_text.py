@@ -1,0 +1,51 @@
+"""``mser features text``: text features from a transcripts CSV, written as a corpus pickle."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from data_utils.corpus import DataFormatError, describe_widths, write_corpus
+from data_utils.fileio import OutputExistsError, check_writable
+from data_utils.text_features import DEFAULT_TFIDF_DIM, ENCODERS, MissingExtraError, build_text_corpus
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``text`` subcommand to ``subparsers`` (mounted under ``mser features``)."""
+    parser = subparsers.add_parser(
+        "text", help="text features from a transcripts CSV",
+        description="Read a transcripts CSV (dialogue_id, turn, speaker, label, split, text[, utterance_id]), "
+                    "encode every utterance's text with encoders fitted on the train split only, and write a corpus "
+                    "pickle whose only modality is text.")
+    parser.add_argument("--transcripts", type=Path, required=True, metavar="CSV", help="the transcripts table")
+    parser.add_argument("--out", type=Path, required=True, metavar="PATH", help="the corpus pickle to write")
+    parser.add_argument("--encoder", choices=ENCODERS, default="tfidf",
+                        help="tfidf (default), or sentence-transformer (needs the 'text' extra)")
+    parser.add_argument("--dim", type=_positive_int, default=None, metavar="N",
+                        help=f"feature width (default: {DEFAULT_TFIDF_DIM} for tfidf, the model's 384 for "
+                             f"sentence-transformer, where a smaller N applies a PCA fitted on train)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the SVD / PCA (default 0)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Build and write the corpus; print a one-line JSON summary. Returns the exit status."""
+    try:
+        check_writable(args.out, overwrite=args.force)  # fail before the encoding work, not after it
+        corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed)
+        write_corpus(corpus, args.out, overwrite=args.force)
+    except (DataFormatError, OutputExistsError, MissingExtraError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"dialogues": len(corpus.dialogues), "utterances": sum(map(len, corpus.dialogues.values())),
+                      "dim": describe_widths(corpus)["text"], "encoder": args.encoder, "out": str(args.out)}))
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)

@@ -1,0 +1,211 @@
+"""Reading and validating transcripts CSVs (data_utils.transcripts)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from data_utils.corpus import DataFormatError
+from data_utils.labels import IEMOCAP6, get_scheme
+from data_utils.transcripts import TranscriptFormatError, read_transcripts
+
+SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "iemocap_transcripts.csv"
+HEADER = ["dialogue_id", "turn", "speaker", "label", "split", "text"]
+# Invented dialogues: d1 and d2 train, d3 valid, d4 test.
+ROWS = [
+    ["d1", "0", "A", "neu", "train", "Good morning."],
+    ["d1", "1", "B", "hap", "train", "What a lovely day!"],
+    ["d1", "2", "A", "neu", "train", "It is."],
+    ["d2", "0", "B", "ang", "train", "You are late again."],
+    ["d2", "1", "A", "sad", "train", "I know, I am sorry."],
+    ["d3", "0", "A", "fru", "valid", "This never works."],
+    ["d4", "0", "B", "exc", "test", "We won the prize!"],
+    ["d4", "1", "A", "hap", "test", "That is wonderful."],
+]
+
+
+def write_csv(path: Path, rows, header=HEADER) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+def with_cell(rows, index: int, column: str, value: str, header=HEADER):
+    rows = [list(r) for r in rows]
+    rows[index][header.index(column)] = value
+    return rows
+
+
+def error_of(tmp_path, rows, header=HEADER) -> TranscriptFormatError:
+    path = write_csv(tmp_path / "t.csv", rows, header)
+    with pytest.raises(DataFormatError) as info:
+        read_transcripts(path)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+def test_reads_dialogues_in_order_with_splits(tmp_path):
+    shuffled = [ROWS[i] for i in (7, 2, 0, 4, 6, 1, 5, 3)]  # rows in any order, sorted by dialogue and turn
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", shuffled))
+    assert list(corpus.dialogues) == ["d1", "d2", "d3", "d4"]
+    assert corpus.splits == {"train": ("d1", "d2"), "valid": ("d3",), "test": ("d4",)}
+    d1 = corpus.dialogues["d1"]
+    assert d1.sentences == ("Good morning.", "What a lovely day!", "It is.")
+    assert d1.speakers == ("A", "B", "A") and d1.labels == ("neu", "hap", "neu")
+    assert d1.features == {} and corpus.modalities == ()
+
+
+def test_iemocap_labels_keep_the_iemocap_ids(tmp_path):
+    only_some = [r[:3] + [("neu", "ang")[i % 2]] + r[4:] for i, r in enumerate(ROWS)]  # a subset of IEMOCAP6
+    assert read_transcripts(write_csv(tmp_path / "t.csv", only_some)).label_names == IEMOCAP6
+
+
+def test_other_labels_become_their_own_sorted_classes(tmp_path):
+    rows = with_cell(with_cell(ROWS, 0, "label", "surprised"), 3, "label", "calm")
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", rows))
+    assert corpus.label_names == ("calm", "exc", "fru", "hap", "neu", "sad", "surprised")
+    assert get_scheme("native", corpus.label_names).classes == corpus.label_names
+
+
+def test_any_number_of_speakers(tmp_path):
+    rows = with_cell(with_cell(ROWS, 1, "speaker", "Dr. Who"), 2, "speaker", "speaker 3")
+    assert read_transcripts(write_csv(tmp_path / "t.csv", rows)).dialogues["d1"].speakers == ("A", "Dr. Who",
+                                                                                              "speaker 3")
+
+
+def test_derived_utterance_ids_count_per_speaker_in_turn_order(tmp_path):
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", ROWS))
+    assert corpus.dialogues["d1"].utterance_ids == ("d1_A000", "d1_B000", "d1_A001")
+    assert corpus.dialogues["d4"].utterance_ids == ("d4_B000", "d4_A000")
+
+
+def test_utterance_id_column_is_used(tmp_path):
+    header = HEADER + ["utterance_id"]
+    rows = [r + [f"u{i}"] for i, r in enumerate(ROWS)]
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", rows, header))
+    assert corpus.dialogues["d1"].utterance_ids == ("u0", "u1", "u2")
+
+
+def test_line_numbers_count_multiline_text(tmp_path):
+    rows = with_cell(ROWS, 0, "text", "First line,\nsecond line.")  # row 0 takes lines 2 and 3
+    e = error_of(tmp_path, with_cell(rows, 2, "speaker", ""))
+    assert e.line == 5 and "line 5: dialogue 'd1': field speaker" in str(e)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such transcripts file"):
+        read_transcripts(tmp_path / "absent.csv")
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("column", ["dialogue_id", "turn", "split", "text"])
+def test_missing_column(tmp_path, column):
+    header = [c for c in HEADER if c != column]
+    rows = [[v for c, v in zip(HEADER, r) if c != column] for r in ROWS]
+    e = error_of(tmp_path, rows, header)
+    assert e.line == 1 and e.field == column
+    assert f"line 1: field {column}: missing column(s) {column}" in str(e)
+
+
+@pytest.mark.parametrize("column", ["dialogue_id", "speaker", "label", "text"])
+def test_blank_cells(tmp_path, column):
+    e = error_of(tmp_path, with_cell(ROWS, 3, column, "   "))
+    assert e.line == 5 and e.field == column and "must not be blank" in str(e)
+    if column != "dialogue_id":
+        assert f"line 5: dialogue 'd2': field {column}: must not be blank" in str(e)
+
+
+def test_blank_utterance_id(tmp_path):
+    header = HEADER + ["utterance_id"]
+    rows = [r + [f"u{i}" if i != 2 else ""] for i, r in enumerate(ROWS)]
+    e = error_of(tmp_path, rows, header)
+    assert (e.line, e.dialogue, e.field) == (4, "d1", "utterance_id")
+
+
+@pytest.mark.parametrize("turn, problem", [("1.5", "must be an integer, got '1.5'"), ("x", "must be an integer"),
+                                           ("-1", "must be a non-negative integer, got -1")])
+def test_bad_turn(tmp_path, turn, problem):
+    e = error_of(tmp_path, with_cell(ROWS, 4, "turn", turn))
+    assert f"line 6: dialogue 'd2': field turn: {problem}" in str(e)
+
+
+def test_duplicate_turn(tmp_path):
+    e = error_of(tmp_path, with_cell(ROWS, 2, "turn", "1"))
+    assert "line 4: dialogue 'd1': field turn: duplicate turn 1 (also on line 3)" in str(e)
+
+
+@pytest.mark.parametrize("index, missing, line", [(2, 2, 4), (0, 0, 3)])  # turns 0,1,3 and 3,1,2
+def test_gap_in_turns(tmp_path, index, missing, line):
+    e = error_of(tmp_path, with_cell(ROWS, index, "turn", "3"))
+    assert (e.line, e.dialogue, e.field) == (line, "d1", "turn")
+    assert f"turn {missing} is missing" in str(e) and "0..2 without gaps" in str(e)
+
+
+def test_unknown_split(tmp_path):
+    e = error_of(tmp_path, with_cell(ROWS, 5, "split", "dev"))
+    assert "line 7: dialogue 'd3': field split: must be one of train, valid, test, got 'dev'" in str(e)
+
+
+def test_dialogue_in_more_than_one_split(tmp_path):
+    e = error_of(tmp_path, with_cell(ROWS, 1, "split", "test"))
+    assert "line 3: dialogue 'd1': field split: the dialogue is in more than one split: 'test' here, " \
+           "'train' on line 2" in str(e)
+
+
+def test_dialogue_rows_with_mixed_splits_anywhere_in_the_file(tmp_path):
+    rows = ROWS + [["d1", "3", "B", "neu", "valid", "Later on."]]
+    e = error_of(tmp_path, rows)
+    assert (e.line, e.dialogue, e.field) == (10, "d1", "split")
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_train_and_test_are_required(tmp_path, split):
+    rows = [r for r in ROWS if r[4] != split]
+    e = error_of(tmp_path, rows)
+    assert f"field split: no dialogue is in split {split!r}" in str(e)
+
+
+def test_valid_is_optional(tmp_path):
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", [r for r in ROWS if r[4] != "valid"]))
+    assert corpus.splits["valid"] == ()
+
+
+def test_duplicate_utterance_id_column(tmp_path):
+    header = HEADER + ["utterance_id"]
+    rows = [r + [f"u{i % 7}"] for i, r in enumerate(ROWS)]  # the last row repeats u0
+    e = error_of(tmp_path, rows, header)
+    assert "line 9: dialogue 'd4': field utterance_id: utterance id 'u0' is not unique: also on line 2" in str(e)
+
+
+def test_derived_utterance_ids_that_collide(tmp_path):
+    rows = ROWS + [["d1_A", "0", "x", "neu", "train", "Hi."], ["d1", "3", "A_x", "neu", "train", "Hi."]]
+    e = error_of(tmp_path, rows)
+    assert "utterance id 'd1_A_x000' is not unique" in str(e) and "add an utterance_id column" in str(e)
+
+
+def test_wrong_number_of_fields(tmp_path):
+    rows = [list(r) for r in ROWS]
+    rows[2].append("extra")
+    assert "line 4: has 7 fields, the header has 6" in str(error_of(tmp_path, rows))
+
+
+def test_header_only(tmp_path):
+    assert "holds no utterances" in str(error_of(tmp_path, []))
+
+
+# --------------------------------------------------------------------------------------------------- real data
+
+def test_shared_iemocap_transcripts():
+    if not SHARED_CSV.is_file():
+        pytest.skip(f"{SHARED_CSV} is absent (shared data not checked out beside the repository)")
+    corpus = read_transcripts(SHARED_CSV)
+    assert len(corpus.dialogues) == 151
+    assert sum(len(d) for d in corpus.dialogues.values()) == 7433
+    assert {k: len(v) for k, v in corpus.splits.items()} == {"train": 108, "valid": 12, "test": 31}
+    assert corpus.label_names == IEMOCAP6
+    first = corpus.dialogues[corpus.splits["train"][0]]
+    assert first.utterance_ids[0] == f"{first.id}_{first.speakers[0]}000"

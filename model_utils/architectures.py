@@ -1,0 +1,352 @@
+"""Every architecture of the upstream study (``/work/shared/seed/protocol.md`` §2), rebuilt with the Keras 3
+functional API, plus a true decision-level late fusion.
+
+``build_model(arch, dims=…, modalities=…, num_classes=…, max_len=…)`` returns a ``keras.Model`` that takes a dict:
+one ``(max_len, dims[m])`` float input per modality (named after it), ``present`` (max_len,) float32 — 1.0 at real
+utterances, 0.0 at padding (``ERCDataset.model_inputs``) — and ``speaker`` (max_len,) int32 only for architectures
+that use it (none yet). It returns per-utterance class probabilities (B, max_len, num_classes). Architectures that
+take one sequence concatenate the modalities in the order given (upstream's 712-d "all" input is
+``("audio", "visual", "text")``). ``required_inputs`` names the inputs; ``default_hparams`` lists the
+hyperparameters, whose defaults are the upstream values.
+
+Deviations from upstream shared by every architecture (each builder's docstring lists its own):
+
+- The padding mask is the explicit ``present`` input instead of ``Masking(0.0)``. They agree unless a real
+  utterance has an all-zero feature vector (upstream would have masked it; protocol §1.5).
+- The features are zeroed at padded steps on entry (a no-op on ``ERCDataset`` arrays, which are zero-padded).
+- The softmax covers the real classes only: no padding class (protocol §5 B10). With 4 classes the last Dense
+  has ``in_dim + 1`` fewer parameters than upstream's 5-way head; ``num_classes=5`` reproduces upstream counts.
+- Outputs carry no Keras mask, in every architecture: the training loop weights the loss and metrics with
+  ``ERCDataset.mask`` itself, so the loss is normalised the same way for every family (protocol §5 B9).
+- Functional models instead of subclassed ones (they save to ``.keras`` and reload with identical predictions).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+from keras import layers
+
+from .layers import (
+    ApplyMask, BoolMask, ConvexCombination, CrossModalAttention, MaskedAttention, SinusoidalPositionEncoding,
+    TimNet, TransformerBlock,
+)
+
+__all__ = ["ARCHITECTURES", "ModelInputs", "build_model", "default_hparams", "required_inputs",
+           "bilstm", "conv_stack", "self_attention", "transformer_stack", "softmax_head",
+           "seed_text_branch", "seed_audio_branch", "seed_visual_branch", "transformer_audio_branch",
+           "seed_fusion"]
+
+ARCHITECTURES: dict[str, Callable[..., Any]] = {}
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a builder receives: zero-padded features per modality (in the order given), ``present`` (float),
+    its bool ``mask`` and ``speaker`` (None unless the architecture uses it)."""
+
+    features: dict[str, Any]
+    present: Any
+    mask: Any
+    speaker: Any = None
+
+    def sequence(self, name: str = "concat_features"):
+        """The single-sequence input: the one modality, or all of them concatenated per utterance."""
+        values = list(self.features.values())
+        return values[0] if len(values) == 1 else layers.Concatenate(axis=-1, name=name)(values)
+
+
+def _register(name: str, *, modalities: tuple[str, ...] | None = None, speaker: bool = False):
+    def decorate(builder):
+        builder.fixed_modalities, builder.uses_speaker = modalities, speaker
+        ARCHITECTURES[name] = builder
+        return builder
+    return decorate
+
+
+def _builder(arch: str):
+    try:
+        return ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None
+
+
+def _check_modalities(arch: str, modalities: Sequence[str]) -> tuple[str, ...]:
+    modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
+    if not modalities or len(set(modalities)) != len(modalities):
+        raise ValueError(f"{arch}: modalities must be distinct and non-empty, got {modalities}")
+    fixed = _builder(arch).fixed_modalities
+    if fixed is not None and set(modalities) != set(fixed):
+        raise ValueError(f"{arch} takes exactly the modalities {fixed}, got {modalities}")
+    return modalities
+
+
+def required_inputs(arch: str, modalities: Sequence[str]) -> tuple[str, ...]:
+    """The input names ``build_model(arch, modalities=…)`` expects, e.g. ``('text', 'present')``."""
+    modalities = _check_modalities(arch, modalities)
+    return (*modalities, "present") + (("speaker",) if _builder(arch).uses_speaker else ())
+
+
+def default_hparams(arch: str) -> dict[str, Any]:
+    """The hyperparameters of ``arch`` with their defaults (the upstream values)."""
+    params = inspect.signature(_builder(arch)).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "num_speakers"}
+
+
+def build_model(arch: str, *, dims: Mapping[str, int], modalities: Sequence[str], num_classes: int, max_len: int,
+                num_speakers: int = 2, **hparams) -> keras.Model:
+    """Build architecture ``arch`` (a key of ``ARCHITECTURES``); ``hparams`` override ``default_hparams(arch)``."""
+    builder = _builder(arch)
+    modalities = _check_modalities(arch, modalities)
+    missing = [m for m in modalities if m not in dims]
+    if missing:
+        raise ValueError(f"{arch}: no width given in dims for {missing}")
+    unknown = set(hparams) - set(default_hparams(arch))
+    if unknown:
+        raise ValueError(f"{arch}: unknown hyperparameters {sorted(unknown)}; known: {sorted(default_hparams(arch))}")
+    if num_classes < 2:
+        raise ValueError(f"{arch}: need at least 2 classes, got {num_classes}")
+
+    raw = {m: keras.Input((max_len, int(dims[m])), name=m) for m in modalities}
+    present = keras.Input((max_len,), name="present")
+    mask = BoolMask(name="padding_mask")(present)
+    features = {m: ApplyMask(name=f"{m}_zero_padding")(raw[m], mask) for m in modalities}
+    inputs = {**raw, "present": present}
+    extra = {}
+    if builder.uses_speaker:
+        inputs["speaker"] = keras.Input((max_len,), dtype="int32", name="speaker")
+        extra["num_speakers"] = num_speakers
+    outputs = builder(ModelInputs(features, present, mask, inputs.get("speaker")), num_classes, **extra, **hparams)
+    return keras.Model(inputs, outputs, name=arch)
+
+
+# ------------------------------------------------------------------------------------------------ building blocks
+
+def bilstm(x, mask, units: int = 64, *, name: str):
+    """``Bidirectional(LSTM(units, return_sequences=True))`` over the real steps; padded outputs are 0."""
+    y = layers.Bidirectional(layers.LSTM(units, return_sequences=True), name=name)(x, mask=mask)
+    return ApplyMask(name=f"{name}_out")(y, mask)  # also drops the Keras mask Bidirectional tags its output with
+
+
+def conv_stack(x, mask, filters: int, kernel_sizes: Sequence[int], *, name: str, activation: str = "relu"):
+    """``Conv1D(filters, k, activation, 'same')`` for each k, with padded steps zeroed before every convolution, so
+    a dialogue's last utterances see the same zeros as at the end of an unpadded sequence."""
+    for i, kernel_size in enumerate(kernel_sizes, 1):
+        x = ApplyMask(name=f"{name}_zero{i}")(x, mask)
+        x = layers.Conv1D(filters, kernel_size, padding="same", activation=activation, name=f"{name}_conv{i}")(x)
+    return x
+
+
+def self_attention(x, mask, num_heads: int, key_dim: int, value_dim: int | None = None, *, name: str):
+    """Multi-head self-attention over the real steps (output width = input width; padded outputs are 0)."""
+    return MaskedAttention(num_heads, key_dim, value_dim, name=name)(x, query_mask=mask)
+
+
+def transformer_stack(x, mask, *, num_blocks: int, num_heads: int, dff: int, dropout: float,
+                      key_dim: int | None = None, positional: bool = False, name: str):
+    """``num_blocks`` × :class:`TransformerBlock` (d_model = input width), each masking padded keys."""
+    if positional:
+        x = SinusoidalPositionEncoding(name=f"{name}_positions")(x)
+    for i in range(1, num_blocks + 1):
+        x = TransformerBlock(x.shape[-1], num_heads, dff, dropout, key_dim, name=f"{name}_block{i}")(x, mask=mask)
+    return x
+
+
+def softmax_head(x, num_classes: int, *, hidden: int | None = None, dropout: float | None = None,
+                 name: str = "classifier"):
+    """[Dropout] → [Dense(hidden, relu)] → Dense(num_classes, softmax), per utterance."""
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    if hidden:
+        x = layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
+    return layers.Dense(num_classes, activation="softmax", name=name)(x)
+
+
+# -- the §2.3 final model's branches
+
+def seed_text_branch(x, mask, *, units: int = 64, d_model: int = 128, name: str = "text"):
+    """§2.3 text branch: BiLSTM(units) → BiLSTM(units) → Dense(d_model, relu)."""
+    x = bilstm(x, mask, units, name=f"{name}_bilstm1")
+    x = bilstm(x, mask, units, name=f"{name}_bilstm2")
+    return layers.Dense(d_model, activation="relu", name=f"{name}_dense")(x)
+
+
+def seed_audio_branch(x, mask, *, d_model: int = 128, filters: int = 128, kernel_sizes: Sequence[int] = (8, 3),
+                      name: str = "audio"):
+    """§2.3 audio branch: Conv1D(filters, 8) → Conv1D(filters, 3) (relu, 'same', padding zeroed first) →
+    Dense(d_model, relu)."""
+    x = conv_stack(x, mask, filters, kernel_sizes, name=name)
+    return layers.Dense(d_model, activation="relu", name=f"{name}_dense")(x)
+
+
+def seed_visual_branch(x, mask, *, d_model: int = 128, filters: int = 128, kernel_sizes: Sequence[int] = (8, 3),
+                       num_heads: int = 8, key_dim: int = 64, name: str = "visual"):
+    """§2.3 visual branch: MHA(num_heads, key_dim) self-attention → the audio branch's convolutions → Dense."""
+    x = self_attention(x, mask, num_heads, key_dim, name=f"{name}_self_attention")
+    return seed_audio_branch(x, mask, d_model=d_model, filters=filters, kernel_sizes=kernel_sizes, name=name)
+
+
+def transformer_audio_branch(x, mask, *, d_model: int = 128, num_blocks: int = 2, num_heads: int = 4,
+                             dff: int = 2048, dropout: float = 0.1, name: str = "audio"):
+    """The README's audio branch: ``num_blocks`` TransformerBlocks (d_model = audio width) → Dense(d_model, relu)."""
+    x = transformer_stack(x, mask, num_blocks=num_blocks, num_heads=num_heads, dff=dff, dropout=dropout,
+                          name=f"{name}_transformer")
+    return layers.Dense(d_model, activation="relu", name=f"{name}_dense")(x)
+
+
+def seed_fusion(text, audio, visual, mask, num_classes: int, *, d_model: int = 128, num_heads: int = 8):
+    """§2.3 head: text→audio and text→visual CrossModalAttention(d_model, num_heads) (padded keys masked) →
+    Concatenate([text, text→audio, text→visual]) → Dense(num_classes, softmax)."""
+    to_audio = CrossModalAttention(d_model, num_heads, name="text_to_audio")(
+        text, audio, query_mask=mask, context_mask=mask)
+    to_visual = CrossModalAttention(d_model, num_heads, name="text_to_visual")(
+        text, visual, query_mask=mask, context_mask=mask)
+    fused = layers.Concatenate(axis=-1, name="fusion")([text, to_audio, to_visual])
+    return softmax_head(fused, num_classes)
+
+
+# ------------------------------------------------------------------------------------------------ architectures
+
+@_register("timnet")
+def timnet(x: ModelInputs, num_classes: int, *, filters: int = 39, kernel_size: int = 2, num_dilations: int = 8,
+           num_stacks: int = 1, dropout: float = 0.1, activation: str = "relu", level_dim: int = 6):
+    """§2.1 NB1 TIM-Net sequence labeller: :class:`TimNet` (filters 39, kernel 2, dilations 1…128, dropout 0.1;
+    8 levels × 39 = 312 per utterance) → ``weight_layer`` Dense(6, no bias, uniform ±0.05 init: upstream's
+    WeightLayer) → Dense(num_classes, softmax).
+
+    Deviations (fixes only): the backward stream is reversed within each dialogue's length and reversed back, so it
+    is aligned with the forward one (§5 B1); padding is zeroed before every convolution and BatchNorm uses masked
+    moments (upstream had no mask at all and trained on padding, §5 B4 — the loss side is the trainer's job).
+    """
+    h = TimNet(filters, kernel_size, num_dilations, num_stacks, dropout, activation, name="timnet")(
+        x.sequence(), mask=x.mask)
+    h = layers.Dense(level_dim, use_bias=False, kernel_initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+                     name="weight_layer")(h)
+    return softmax_head(h, num_classes)
+
+
+@_register("rnn")
+def rnn(x: ModelInputs, num_classes: int, *, num_heads: int = 4, key_dim: int = 64, value_dim: int = 64,
+        units: int = 64, dropout: float = 0.5, hidden: int = 64):
+    """§2.2 NB2 RNNModel: MHA(4 heads, key_dim 64, value_dim 64) self-attention → BiLSTM(64) → BiLSTM(64) →
+    Dropout(0.5) → Dense(64, relu) → Dense(num_classes, softmax).
+
+    Deviations: none beyond the shared ones. Upstream already masked the padded keys (via Masking); here padded
+    query outputs are 0 instead of a uniform average over all keys (never seen by real steps either way).
+    """
+    h = self_attention(x.sequence(), x.mask, num_heads, key_dim, value_dim, name="self_attention")
+    h = bilstm(h, x.mask, units, name="bilstm1")
+    h = bilstm(h, x.mask, units, name="bilstm2")
+    return softmax_head(h, num_classes, hidden=hidden, dropout=dropout)
+
+
+@_register("cnn")
+def cnn(x: ModelInputs, num_classes: int, *, filters: int = 64, kernel_sizes: Sequence[int] = (12, 8, 4),
+        hidden: int = 32):
+    """§2.2 NB2 CNNModel: Conv1D(64, k12) → Conv1D(64, k8) → Conv1D(64, k4) (relu, 'same') → Dense(32, relu) →
+    Dense(num_classes, softmax).
+
+    Deviation (fix, §5 B9): the mask is applied — padded steps are zeroed before every convolution. Upstream
+    discarded its Masking output; its zero-padded inputs protected only the first convolution, after which the
+    padded steps held relu(bias) activations that the next kernels (width 8, 4) mixed into the last utterances.
+    """
+    h = conv_stack(x.sequence(), x.mask, filters, kernel_sizes, name="cnn")
+    return softmax_head(h, num_classes, hidden=hidden)
+
+
+@_register("transformer")
+def transformer(x: ModelInputs, num_classes: int, *, num_blocks: int = 2, num_heads: int = 4, dff: int = 2048,
+                dropout: float = 0.1, key_dim: int | None = None, positional: bool = False):
+    """§2.2 NB2 TransformerModel: 2 × TransformerBlock(d_model = input width, 4 heads, key_dim d_model // 4,
+    dff 2048, dropout 0.1) → Dense(num_classes, softmax). No positional encoding and no input projection.
+
+    Deviations (fixes, §5 B12): every block masks the padded keys (upstream: only the first block did).
+    ``positional=True`` (opt-in, off by default to stay faithful) adds sinusoidal encodings of the utterance index
+    to the input, since without them utterance order is invisible to the model.
+    """
+    h = transformer_stack(x.sequence(), x.mask, num_blocks=num_blocks, num_heads=num_heads, dff=dff,
+                          dropout=dropout, key_dim=key_dim, positional=positional, name="transformer")
+    return softmax_head(h, num_classes)
+
+
+@_register("early_fusion")
+def early_fusion(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64):
+    """§2.2 NB2 EarlyFusionModel: BiLSTM(64) on the per-utterance concatenation → Dense(64, relu) →
+    Dense(num_classes, softmax). Deviations: none beyond the shared ones."""
+    h = bilstm(x.sequence(), x.mask, units, name="bilstm")
+    return softmax_head(h, num_classes, hidden=hidden)
+
+
+@_register("late_fusion_repr")
+def late_fusion_repr(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64):
+    """§2.2 NB2 LateFusionModel (the upstream "late fusion", really representation-level): one BiLSTM(64) per
+    modality → Concatenate per utterance → Dense(64, relu) → Dense(num_classes, softmax).
+    Deviations: none beyond the shared ones."""
+    branches = [bilstm(f, x.mask, units, name=f"{m}_bilstm") for m, f in x.features.items()]
+    h = branches[0] if len(branches) == 1 else layers.Concatenate(axis=-1, name="fusion")(branches)
+    return softmax_head(h, num_classes, hidden=hidden)
+
+
+@_register("late_fusion_decision")
+def late_fusion_decision(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64):
+    """Decision-level late fusion (ours; upstream had none): each modality m gets its own classifier,
+    BiLSTM(64) → Dense(64, relu) → Dense(num_classes, softmax), giving posteriors p_m; the output is their convex
+    combination Σ_m α_m p_m with α = softmax(w), w one learned logit per modality, starting from the plain average
+    (:class:`ConvexCombination`). The modalities meet only through their class posteriors. Trained end to end on
+    the fused output, so the branches are not separately calibrated classifiers; α shows how much each modality
+    is trusted.
+    """
+    posteriors = []
+    for m, f in x.features.items():
+        h = bilstm(f, x.mask, units, name=f"{m}_bilstm")
+        posteriors.append(softmax_head(h, num_classes, hidden=hidden, name=f"{m}_classifier"))
+    return ConvexCombination(name="decision_fusion")(posteriors)
+
+
+@_register("text_bilstm", modalities=("text",))
+def text_bilstm(x: ModelInputs, num_classes: int, *, units: int = 64, dropout: float = 0.5, hidden: int = 64):
+    """§2.3 NB3 text-only baseline RNNModel: BiLSTM(64) → BiLSTM(64) → Dropout(0.5) → Dense(64, relu) →
+    Dense(num_classes, softmax); text only. Deviations: none beyond the shared ones."""
+    h = bilstm(x.features["text"], x.mask, units, name="bilstm1")
+    h = bilstm(h, x.mask, units, name="bilstm2")
+    return softmax_head(h, num_classes, hidden=hidden, dropout=dropout)
+
+
+@_register("multimodal_seed", modalities=("text", "audio", "visual"))
+def multimodal_seed(x: ModelInputs, num_classes: int, *, d_model: int = 128, num_heads: int = 8, units: int = 64,
+                    conv_filters: int = 128, conv_kernels: Sequence[int] = (8, 3), visual_heads: int = 8,
+                    visual_key_dim: int = 64):
+    """§2.3 NB3 final MultimodalModel (d_model 128, 8 heads): text BiLSTM×2 → Dense(128); audio Conv1D(128, k8) →
+    Conv1D(128, k3) → Dense(128); visual MHA(8, key_dim 64) → same convs → Dense(128); text→audio and text→visual
+    CrossModalAttention (8 heads, key_dim 16); Concatenate → Dense(num_classes, softmax). No dropout.
+
+    Deviations (fixes, §5 B11): padded keys are masked in both cross-attentions, and padded steps are zeroed
+    before every convolution (upstream lost the mask at the convolutions, so text queries attended to padding and
+    'same' convolutions mixed padding activations into the last utterances).
+    """
+    text = seed_text_branch(x.features["text"], x.mask, units=units, d_model=d_model)
+    audio = seed_audio_branch(x.features["audio"], x.mask, d_model=d_model, filters=conv_filters,
+                              kernel_sizes=conv_kernels)
+    visual = seed_visual_branch(x.features["visual"], x.mask, d_model=d_model, filters=conv_filters,
+                                kernel_sizes=conv_kernels, num_heads=visual_heads, key_dim=visual_key_dim)
+    return seed_fusion(text, audio, visual, x.mask, num_classes, d_model=d_model, num_heads=num_heads)
+
+
+@_register("multimodal_seed_tfaudio", modalities=("text", "audio", "visual"))
+def multimodal_seed_tfaudio(x: ModelInputs, num_classes: int, *, d_model: int = 128, num_heads: int = 8,
+                            units: int = 64, conv_filters: int = 128, conv_kernels: Sequence[int] = (8, 3),
+                            visual_heads: int = 8, visual_key_dim: int = 64, audio_blocks: int = 2,
+                            audio_heads: int = 4, audio_dff: int = 2048, audio_dropout: float = 0.1):
+    """The upstream README's variant of §2.3 (never run upstream; protocol §2.3 "README vs code mismatch"): as
+    ``multimodal_seed`` but the audio branch is 2 × TransformerBlock(d_model = audio width, 4 heads, key_dim
+    width // 4, dff 2048, dropout 0.1; padded keys masked in both) → Dense(128, relu). Same fixes as
+    ``multimodal_seed``. The README gives no key_dim or dropout; these follow NB2's TransformerModel.
+    """
+    text = seed_text_branch(x.features["text"], x.mask, units=units, d_model=d_model)
+    audio = transformer_audio_branch(x.features["audio"], x.mask, d_model=d_model, num_blocks=audio_blocks,
+                                     num_heads=audio_heads, dff=audio_dff, dropout=audio_dropout)
+    visual = seed_visual_branch(x.features["visual"], x.mask, d_model=d_model, filters=conv_filters,
+                                kernel_sizes=conv_kernels, num_heads=visual_heads, key_dim=visual_key_dim)
+    return seed_fusion(text, audio, visual, x.mask, num_classes, d_model=d_model, num_heads=num_heads)

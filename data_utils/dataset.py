@@ -185,16 +185,17 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
 
 
 def load_corpus(source: str = SYNTHETIC, *, seed: int = 0) -> Corpus:
-    """``'synthetic'`` (the built-in data, generated for ``seed``) or the path of a pickle."""
-    if str(source) == SYNTHETIC:
-        from .synthetic import synthetic_corpus
-        return synthetic_corpus(seed=seed)
+    """``'synthetic'`` / ``'synthetic-small'`` (built-in data, generated for ``seed``) or the path of a pickle."""
+    from .synthetic import PRESETS, synthetic_corpus
+
+    if str(source) in PRESETS:
+        return synthetic_corpus(seed=seed, config=str(source))
     return read_corpus(source)
 
 
 def load_dataset(source: str = SYNTHETIC, *, scheme: str | LabelScheme = DEFAULT_SCHEME, seed: int = 0
                  ) -> ERCDataset:
-    """Load ``source`` (``'synthetic'`` or a pickle path) as an :class:`ERCDataset` under ``scheme``."""
+    """Load ``source`` (``'synthetic'``, ``'synthetic-small'`` or a pickle path) as an :class:`ERCDataset`."""
     return from_corpus(load_corpus(source, seed=seed), scheme)
 
 

@@ -20,14 +20,16 @@ def check_writable(path, *, overwrite: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, overwrite: bool = False):
+def atomic_path(path, *, overwrite: bool = False, suffix: str = ""):
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step.
+
+    ``suffix`` ends the temporary name, for writers that insist on an extension (``.keras``, ``.npz``).
 
     On any error the temporary file is removed and ``path`` is untouched, so readers never see half a file.
     """
     path = check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -51,6 +51,14 @@ class SyntheticConfig:
     widths: Mapping[str, int] = field(default_factory=lambda: dict(WIDTHS))
 
 
+# Named presets accepted wherever a data source is: 'synthetic' (IEMOCAP-sized) and 'synthetic-small' (for
+# smoke tests and quick notebook runs: 20 training and 6 test dialogues of up to 40 utterances).
+PRESETS: dict[str, SyntheticConfig] = {
+    "synthetic": SyntheticConfig(),
+    "synthetic-small": SyntheticConfig(n_train=20, n_test=6, mean_length=20, sd_length=6, max_length=40),
+}
+
+
 def generate_corpus(seed: int = 0, config: SyntheticConfig = SyntheticConfig()) -> Corpus:
     """Draw a synthetic corpus (not yet round-tripped through the pickle layout)."""
     rng = np.random.default_rng(seed)
@@ -94,9 +102,15 @@ def generate_corpus(seed: int = 0, config: SyntheticConfig = SyntheticConfig()) 
     )
 
 
-def synthetic_corpus(seed: int = 0, config: SyntheticConfig = SyntheticConfig()) -> Corpus:
-    """The built-in data: generated, written in the pickle layout and read back through the real loader."""
-    return corpus_from_bytes(corpus_to_bytes(generate_corpus(seed, config)), source=f"synthetic (seed {seed})")
+def synthetic_corpus(seed: int = 0, config: SyntheticConfig | str = "synthetic") -> Corpus:
+    """The built-in data (a preset name or a config): generated, written in the pickle layout and read back
+    through the real loader."""
+    name = config if isinstance(config, str) else "synthetic"
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(f"unknown synthetic preset {config!r}; choose one of {sorted(PRESETS)}")
+        config = PRESETS[config]
+    return corpus_from_bytes(corpus_to_bytes(generate_corpus(seed, config)), source=f"{name} (seed {seed})")
 
 
 def write_synthetic(path, seed: int = 0, *, overwrite: bool = False) -> Path:

@@ -1,1 +1,9 @@
-"""Keras 3 layers, architectures, training and evaluation for emotion recognition in conversation."""
+"""Keras 3 layers, architectures, training and evaluation for emotion recognition in conversation.
+
+Submodules are imported on use (``from model_utils import layers``); importing the package itself is cheap.
+"""
+import os as _os
+
+# Before TensorFlow is imported by any submodule: quiet C++ logs, and pinned oneDNN so numbers do not drift.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -12,6 +12,7 @@ position for some models, and judged models on the test set. Here instead:
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Literal
@@ -22,6 +23,9 @@ import numpy as np
 from data_utils.dataset import ERCDataset
 
 from . import metrics
+
+# Batches of different lengths retrace the step function a few times by design; TF's warning about it is noise.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def set_seed(seed: int) -> None:
@@ -130,10 +134,65 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     )
 
 
-def _training_arrays(model: keras.Model, train: ERCDataset, modalities: tuple[str, ...], config: TrainConfig):
+def _training_batches(model: keras.Model, train: ERCDataset, modalities: tuple[str, ...], config: TrainConfig):
     weights = class_weights(train) if config.class_weight == "balanced" else None
     y, w = targets(train, weights)
-    return model_inputs(model, train, modalities), y, w, weights
+    batches = LengthBatches(model_inputs(model, train, modalities), train.lengths, config.batch_size, targets=y,
+                            sample_weight=w, shuffle=True, trim=trims(model))
+    return batches, weights
+
+
+class LengthBatches(keras.utils.PyDataset):
+    """Batches of dialogues of similar length, each cut to its own longest dialogue.
+
+    Every architecture's outputs at real positions are independent of how much padding follows (the padding
+    invariance the tests check), so trimming is exact, and it halves the work on IEMOCAP-like data (mean length
+    49 of 110). With ``shuffle`` the dialogues are sorted by length plus noise, cut into batches, and the batch
+    order is shuffled, anew every epoch, from numpy's seeded global generator.
+    """
+
+    def __init__(self, inputs: dict, lengths: np.ndarray, batch_size: int, *, targets=None, sample_weight=None,
+                 shuffle: bool = False, trim: bool = True, multiple: int = 8):
+        super().__init__()
+        self.inputs, self.targets, self.sample_weight = inputs, targets, sample_weight
+        self.lengths, self.batch_size, self.shuffle, self.multiple = lengths, batch_size, shuffle, multiple
+        self.max_len = int(next(iter(inputs.values())).shape[1])
+        self.trim = trim
+        self.batches = self._make_batches()
+
+    def _make_batches(self) -> list[np.ndarray]:
+        noise = np.random.uniform(0, 8, len(self.lengths)) if self.shuffle else np.zeros(len(self.lengths))
+        order = np.argsort(self.lengths + noise, kind="stable")
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in np.random.permutation(len(batches))]
+        return batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def width(self, rows: np.ndarray) -> int:
+        if not self.trim:
+            return self.max_len
+        longest = int(self.lengths[rows].max())
+        return min(self.max_len, -(-longest // self.multiple) * self.multiple)
+
+    def __getitem__(self, i: int):
+        rows = self.batches[i]
+        t = self.width(rows)
+        x = {k: v[rows, :t] for k, v in self.inputs.items()}
+        if self.targets is None:
+            return (x,)
+        return x, self.targets[rows, :t], self.sample_weight[rows, :t]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.batches = self._make_batches()
+
+
+def trims(model: keras.Model) -> bool:
+    """Whether ``model`` takes any sequence length (built with ``max_len=None``), so batches can be trimmed."""
+    return all(t.shape[1] is None for t in keras.tree.flatten(model.inputs))
 
 
 def _check_no_test(ds: ERCDataset, role: str) -> None:
@@ -148,16 +207,16 @@ def _check_no_test(ds: ERCDataset, role: str) -> None:
 class _Selection(keras.callbacks.Callback):
     """Scores the validation split after every epoch, keeps the best weights, stops after ``patience``."""
 
-    def __init__(self, inputs: dict, valid: ERCDataset, loss: keras.losses.Loss, config: TrainConfig,
-                 verbose: bool):
+    def __init__(self, model: keras.Model, valid: ERCDataset, modalities: tuple[str, ...], loss: keras.losses.Loss,
+                 config: TrainConfig, verbose: bool):
         super().__init__()
-        self.inputs, self.valid, self.loss, self.config, self.verbose = inputs, valid, loss, config, verbose
+        self.valid, self.modalities, self.loss, self.config, self.verbose = valid, modalities, loss, config, verbose
         self.y, self.w = targets(valid)
         self.history: list[dict] = []
         self.best_score, self.best_epoch, self.best_weights = -np.inf, 0, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        probs = self.model.predict(self.inputs, batch_size=self.config.batch_size, verbose=0)
+        probs = predict(self.model, self.valid, self.modalities, self.config.batch_size)
         scores = metrics.evaluate(self.valid.labels, metrics.predict_classes(probs), self.valid.mask,
                                   self.valid.class_names)
         row = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", np.nan)),
@@ -199,11 +258,10 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     modalities = tuple(modalities)
 
     compile_model(model, config)
-    x, y, w, weights = _training_arrays(model, train, modalities, config)
-    selection = _Selection(model_inputs(model, valid, modalities), valid, make_loss(config), config, verbose)
+    batches, weights = _training_batches(model, train, modalities, config)
+    selection = _Selection(model, valid, modalities, make_loss(config), config, verbose)
     start = time.perf_counter()
-    model.fit(x, y, sample_weight=w, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
-              callbacks=[selection], verbose=0)
+    model.fit(batches, epochs=config.epochs, callbacks=[selection], verbose=0)
     epochs_run = len(selection.history)
     return TrainResult(
         history=selection.history,
@@ -227,16 +285,21 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
     _check_no_test(train, "training")
     if not model.compiled:
         compile_model(model, config)
-    x, y, w, _ = _training_arrays(model, train, tuple(modalities), config)
-    model.fit(x, y, sample_weight=w, batch_size=config.batch_size, epochs=epochs, shuffle=True, verbose=0)
+    batches, _ = _training_batches(model, train, tuple(modalities), config)
+    model.fit(batches, epochs=epochs, verbose=0)
 
 
 # ------------------------------------------------------------------------------------------------ inference
 
 def predict(model: keras.Model, ds: ERCDataset, modalities: Iterable[str], batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (N, T, C); rows at padding are meaningless and never scored."""
-    return np.asarray(model.predict(model_inputs(model, ds, tuple(modalities)), batch_size=batch_size,
-                                    verbose=0))
+    """Class probabilities (N, T, C); rows at padding are zero and never scored."""
+    batches = LengthBatches(model_inputs(model, ds, tuple(modalities)), ds.lengths, batch_size, trim=trims(model))
+    probs = np.zeros(ds.labels.shape + (ds.num_classes,), np.float32)
+    for i, rows in enumerate(batches.batches):
+        (x,) = batches[i]
+        out = np.asarray(model.predict_on_batch(x))
+        probs[rows, : out.shape[1]] = out
+    return probs
 
 
 def evaluate_model(model: keras.Model, ds: ERCDataset, modalities: Iterable[str], batch_size: int = 32) -> dict:

@@ -9,12 +9,12 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import data, features
+    from .commands import data, experiments, features, reproduce
 
     parser = argparse.ArgumentParser(
         prog="mser",
@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data.register(sub)
     features.register(sub)
+    experiments.register(sub)
+    reproduce.register(sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 import os
 
 # Before anything imports TensorFlow: quiet logs and pinned oneDNN so numbers do not drift between runs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from pathlib import Path  # noqa: E402

@@ -96,19 +96,26 @@ def test_early_stopping_restores_best_epoch(ds):
 
 
 def test_fit_sees_train_and_valid_only(ds, monkeypatch):
-    seen = {"fit": [], "predict": []}
-    for name in seen:
-        original = getattr(keras.Model, name)
+    fed, predicted = [], []
+    original_fit, original_predict = keras.Model.fit, keras.Model.predict_on_batch
 
-        def spy(self, x, *args, _name=name, _original=original, **kwargs):
-            seen[_name].append(x["text"].copy())
-            return _original(self, x, *args, **kwargs)
+    def fit_spy(self, x, *args, **kwargs):
+        fed.append(x)
+        return original_fit(self, x, *args, **kwargs)
 
-        monkeypatch.setattr(keras.Model, name, spy)
+    def predict_spy(self, x, *args, **kwargs):
+        predicted.append(x["text"][:, 0].copy())  # each dialogue's first utterance identifies it
+        return original_predict(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_spy)
+    monkeypatch.setattr(keras.Model, "predict_on_batch", predict_spy)
     _train(ds, TrainConfig(epochs=2, batch_size=4))
     train, valid = ds.subset("train"), ds.subset("valid")
-    assert len(seen["fit"]) == 1 and np.array_equal(seen["fit"][0], train.features["text"])
-    assert len(seen["predict"]) == 2 and all(np.array_equal(x, valid.features["text"]) for x in seen["predict"])
+    assert len(fed) == 1 and np.array_equal(fed[0].inputs["text"], train.features["text"])
+    assert sorted(np.concatenate(fed[0].batches).tolist()) == list(range(len(train)))  # every train dialogue
+    firsts = np.concatenate(predicted)  # two epochs of validation predictions, nothing else
+    assert len(firsts) == 2 * len(valid)
+    assert {r.tobytes() for r in firsts} == {r.tobytes() for r in valid.features["text"][:, 0]}
 
 
 def test_fit_refuses_test_dialogues(ds):
@@ -149,3 +156,23 @@ def test_config_is_validated():
         TrainConfig(class_weight="inverse")
     with pytest.raises(ValueError):
         TrainConfig(monitor="val_loss")
+
+
+def test_length_trimmed_batches_predict_exactly_what_full_width_batches_do(ds):
+    from model_utils.architectures import build_model
+    from model_utils.training import LengthBatches, predict, trims
+
+    kwargs = dict(dims=ds.dims, modalities=("text",), num_classes=ds.num_classes)
+    training.set_seed(0)
+    free = build_model("text_bilstm", max_len=None, **kwargs)
+    fixed = build_model("text_bilstm", max_len=ds.max_len, **kwargs)
+    fixed.set_weights(free.get_weights())
+    assert trims(free) and not trims(fixed)
+    a, b = predict(free, ds, ("text",), batch_size=3), predict(fixed, ds, ("text",), batch_size=3)
+    np.testing.assert_allclose(a[ds.mask], b[ds.mask], atol=1e-5)
+
+    batches = LengthBatches(ds.model_inputs(["text"]), ds.lengths, 3, shuffle=True)
+    assert sorted(np.concatenate(batches.batches).tolist()) == list(range(len(ds)))
+    for i, rows in enumerate(batches.batches):
+        (x,) = batches[i]
+        assert ds.lengths[rows].max() <= x["text"].shape[1] <= ds.max_len

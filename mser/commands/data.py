@@ -9,7 +9,8 @@ from data_utils.labels import DEFAULT_SCHEME, SCHEMES
 from . import download
 from ._common import handles_data_errors
 
-DATA_HELP = "a pickle in Poria et al.'s layout, or 'synthetic' for the built-in data (default)"
+DATA_HELP = ("a pickle in Poria et al.'s layout, or 'synthetic' for the built-in data (default; "
+             "'synthetic-small' for a tiny version)")
 
 
 def register(subparsers) -> None:

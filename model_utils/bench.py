@@ -1,0 +1,61 @@
+"""Training throughput, seconds per epoch and peak memory of an experiment: the code behind `mser bench`.
+
+Speed is measured here, never asserted in timed tests. Each experiment runs in its own process so peak memory
+is its own: one warm-up epoch (graph tracing), then ``epochs`` timed epochs over the training split.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+from data_utils.labels import DEFAULT_SCHEME
+
+
+def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, epochs: int = 3,
+          seed: int = 0) -> dict:
+    """Measure ``name`` in this process."""
+    from . import training
+    from .architectures import build_model
+    from .experiments import get_experiment
+    from .runner import prepare_data
+
+    exp = get_experiment(name)
+    train, valid, _ = prepare_data(exp, data, scheme=scheme)
+    training.set_seed(seed)
+    model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
+                        max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)
+    config = training.TrainConfig(**{**exp.train, "epochs": 1, "patience": 1})
+    training.fit(model, train, valid, exp.modalities, config, verbose=0)  # warm-up: tracing and first epoch
+    start = time.perf_counter()
+    training.train_epochs(model, train, exp.modalities, config, epochs)
+    seconds = time.perf_counter() - start
+    utterances = int(train.present.sum())
+    return {
+        "experiment": name,
+        "data": "SYNTHETIC (not IEMOCAP)" if train.synthetic else str(data),
+        "train_dialogues": len(train),
+        "train_utterances": utterances,
+        "epochs_timed": epochs,
+        "seconds_per_epoch": round(seconds / epochs, 3),
+        "utterances_per_second": round(utterances * epochs / seconds, 1),
+        "parameters": int(model.count_params()),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+
+
+def bench_in_subprocess(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, epochs: int = 3) -> dict:
+    """Measure ``name`` in a fresh Python process, so peak memory is its own."""
+    code = ("import json, sys; from model_utils.bench import bench; "
+            "print(json.dumps(bench(sys.argv[1], sys.argv[2], scheme=sys.argv[3], epochs=int(sys.argv[4]))))")
+    proc = subprocess.run([sys.executable, "-c", code, name, str(data), scheme, str(epochs)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark of {name!r} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

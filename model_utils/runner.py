@@ -1,0 +1,158 @@
+"""Run a named experiment over seeds: the code behind `mser run`, the notebooks and the reports.
+
+Protocol, for every experiment alike:
+1. load the data under a label scheme; hold out a dialogue-level validation split from the training dialogues
+   (fixed by ``split_seed``, the same for every model and seed); optionally standardise on training dialogues;
+2. for each seed: seed everything, build the model, train with early stopping on validation macro-F1, restore
+   the best weights; the test split is touched once, after training, to score real utterances only;
+3. summarise accuracy, macro-F1, weighted-F1 and UAR as mean ± std over seeds.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from data_utils.dataset import ERCDataset, load_dataset, standardize, with_validation_split
+from data_utils.fileio import OutputExistsError, atomic_path, write_json, write_text
+from data_utils.labels import DEFAULT_SCHEME
+
+from . import metrics
+from .experiments import Experiment, get_experiment
+
+DEFAULT_SEEDS = (0, 1, 2)
+SUMMARY = "summary.json"
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    metrics: dict
+    history: list[dict]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    predictions: np.ndarray  # (N_test, T) predicted class, -1 where not scored
+
+
+@dataclass
+class RunResult:
+    experiment: Experiment
+    data: dict  # {"path", "synthetic", "label_scheme"}
+    class_names: tuple[str, ...]
+    test: ERCDataset
+    seeds: list[SeedResult] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The `summary.json` document."""
+        per_seed = [s.metrics for s in self.seeds]
+        seconds = [round(s.train_seconds, 3) for s in self.seeds]
+        return {
+            "experiment": self.experiment.name,
+            "description": self.experiment.description,
+            "architecture": self.experiment.arch,
+            "modalities": list(self.experiment.modalities),
+            "dataset": dict(self.data),
+            "seeds": [s.seed for s in self.seeds],
+            "metrics": metrics.summarize(per_seed),
+            "train_seconds": {"mean": float(np.mean(seconds)), "per_seed": seconds},
+            "best_epoch": [s.best_epoch for s in self.seeds],
+            "class_names": list(self.class_names),
+            "confusion_matrix": self.confusion().tolist(),
+            "test_utterances_scored": int(self.test.mask.sum()),
+        }
+
+    def confusion(self, normalize: bool = False) -> np.ndarray:
+        """Confusion matrix summed over seeds (rows true, columns predicted); row-normalised if asked."""
+        cm = np.sum([np.asarray(s.metrics["confusion_matrix"]) for s in self.seeds], axis=0)
+        if normalize:
+            cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        return cm
+
+    def mean(self, metric: str = "macro_f1") -> float:
+        return float(np.mean([s.metrics[metric] for s in self.seeds]))
+
+
+def prepare_data(experiment: Experiment, data: str | ERCDataset = "synthetic", *, scheme: str = DEFAULT_SCHEME,
+                 split_seed: int = 0) -> tuple[ERCDataset, ERCDataset, ERCDataset]:
+    """Train, validation and test sets for ``experiment`` under the protocol above."""
+    ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
+    missing = [m for m in experiment.modalities if m not in ds.modalities]
+    if missing:
+        raise ValueError(
+            f"experiment {experiment.name!r} needs {', '.join(missing)} features, which {ds.source} does not "
+            f"have (it has {', '.join(ds.modalities)}); `mser list` marks which experiments fit"
+        )
+    ds = with_validation_split(ds, seed=split_seed)
+    if experiment.standardize:
+        ds = standardize(ds)
+    return ds.subset("train"), ds.subset("valid"), ds.subset("test")
+
+
+def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synthetic", *,
+                   seeds: Sequence[int] = DEFAULT_SEEDS, epochs: int | None = None, scheme: str = DEFAULT_SCHEME,
+                   out: str | Path | None = None, overwrite: bool = False, verbose: int = 1,
+                   split_seed: int = 0, **train_overrides) -> RunResult:
+    """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given."""
+    from . import training
+    from .architectures import build_model
+
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    out = Path(out) if out is not None else None
+    if out is not None and (out / SUMMARY).exists() and not overwrite:
+        raise OutputExistsError(f"{out / SUMMARY} exists; refusing to overwrite it (pass --force)")
+    train, valid, test = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
+    config = training.TrainConfig(**{**exp.train, **train_overrides, **({"epochs": epochs} if epochs else {})})
+    source = data.source if isinstance(data, ERCDataset) else str(data)
+    result = RunResult(exp, {"path": source, "synthetic": bool(test.synthetic), "label_scheme": test.scheme.name},
+                       test.class_names, test)
+
+    for i, seed in enumerate(seeds):
+        _log(verbose, f"[{exp.name}] seed {seed} ({i + 1}/{len(seeds)}) on "
+                      f"{'SYNTHETIC data' if test.synthetic else source}")
+        training.set_seed(seed)
+        model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
+                            max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)
+        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose)
+        probs = training.predict(model, test, exp.modalities)
+        pred = np.where(test.mask, probs.argmax(-1), -1)
+        scores = metrics.evaluate(test.labels, pred, test.mask, test.class_names)
+        result.seeds.append(SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run,
+                                       fitted.seconds, pred))
+        _log(verbose, f"[{exp.name}] seed {seed}: test accuracy {scores['accuracy']:.4f}, macro-F1 "
+                      f"{scores['macro_f1']:.4f} (best epoch {fitted.best_epoch}, {fitted.seconds:.1f} s)")
+        if out is not None:
+            _write_seed(out / f"seed_{seed}", model, result.seeds[-1], test, overwrite)
+    if out is not None:
+        write_json(out / SUMMARY, result.summary(), overwrite=overwrite)
+    return result
+
+
+def _write_seed(folder: Path, model, seed: SeedResult, test: ERCDataset, overwrite: bool) -> None:
+    with atomic_path(folder / "model.keras", overwrite=overwrite, suffix=".keras") as tmp:
+        model.save(tmp)
+    write_json(folder / "metrics.json", seed.metrics, overwrite=overwrite)
+    write_json(folder / "history.json", {"best_epoch": seed.best_epoch, "epochs": seed.history},
+               overwrite=overwrite)
+    cm = np.asarray(seed.metrics["confusion_matrix"])
+    names = test.class_names
+    rows = ["true\\pred," + ",".join(names)] + [f"{n}," + ",".join(map(str, r)) for n, r in zip(names, cm)]
+    write_text(folder / "confusion_matrix.csv", "\n".join(rows) + "\n", overwrite=overwrite)
+    with atomic_path(folder / "predictions.npz", overwrite=overwrite, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, y_true=test.labels, y_pred=seed.predictions, mask=test.mask,
+                            dialogue_ids=np.array(test.dialogue_ids))
+
+
+def _log(verbose: int, message: str) -> None:
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def run_many(names: Iterable[str], data: str | ERCDataset = "synthetic", *, out_root: str | Path | None = None,
+             scheme: str = DEFAULT_SCHEME, **kwargs) -> dict[str, RunResult]:
+    """Run several experiments on the same data (loaded once); run directories go under ``out_root``."""
+    ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
+    return {n: run_experiment(n, ds, out=None if out_root is None else Path(out_root) / n, **kwargs) for n in names}

@@ -1,0 +1,102 @@
+"""`make reproduce`: run the three notebooks headless into ``reports/`` and collect every table in results.md.
+
+Data: the real pickle when it is at ``dataset/iemocap/raw/IEMOCAP_features_raw.pkl`` (or can be downloaded),
+otherwise the built-in synthetic data, with a banner in every output.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from data_utils.download import DEFAULT_PATH, DownloadError, download
+from data_utils.fileio import write_text
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("1_timnet", "2_exploratory_analysis", "3_multimodal_model")
+SYNTHETIC_BANNER = ("> **SYNTHETIC DATA.** The real IEMOCAP feature pickle was not available, so every number "
+                    "below comes from the built-in synthetic data. These are NOT IEMOCAP results.")
+
+
+def resolve_data(data: str | None, *, try_download: bool = True) -> str:
+    """An explicit choice, else the real pickle if present or downloadable, else 'synthetic'."""
+    if data:
+        return data if data == "synthetic" else str(Path(data).resolve())
+    real = (REPO / DEFAULT_PATH).resolve()
+    if real.is_file():
+        return str(real)
+    if try_download:
+        _say("The real IEMOCAP pickle is not in dataset/iemocap/raw/; trying to download it …")
+        try:
+            return str(download(real, timeout=30).resolve())
+        except (DownloadError, OSError) as e:
+            _say(f"Download failed ({str(e).splitlines()[0]}).")
+    _say("Using the built-in SYNTHETIC data: the reports will say so on every page.")
+    return "synthetic"
+
+
+def parameters(data: str, *, quick: bool, reports: Path) -> dict:
+    """The papermill parameters every notebook takes (see each notebook's parameters cell)."""
+    return {"DATA": data, "QUICK": quick, "SEEDS": 2 if quick else 3, "EPOCHS": 6 if quick else None,
+            "REPORTS": str(reports)}
+
+
+def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Path = REPO / "reports",
+              notebooks: tuple[str, ...] = NOTEBOOKS, try_download: bool = True) -> Path:
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    reports = Path(reports).resolve()
+    data = resolve_data(data, try_download=try_download)
+    _fresh_reports_dir(reports)
+    params = parameters(data, quick=quick, reports=reports)
+    started = time.perf_counter()
+    for i, name in enumerate(notebooks, 1):
+        _say(f"[{i}/{len(notebooks)}] running notebooks/{name}.ipynb "
+             f"({'quick' if quick else 'full'} settings, data: {'SYNTHETIC' if data == 'synthetic' else data})")
+        t0 = time.perf_counter()
+        executed = reports / f"{name}.ipynb"
+        papermill.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(executed), parameters=params,
+                                   cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False,
+                                   log_output=False)
+        html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+        write_text(reports / f"{name}.html", html, overwrite=True)
+        _say(f"[{i}/{len(notebooks)}] {name} done in {time.perf_counter() - t0:.0f} s → reports/{name}.html")
+    results = collect_results(reports, data=data, quick=quick, seconds=time.perf_counter() - started)
+    _say(f"All done in {time.perf_counter() - started:.0f} s. Results: {results}")
+    return results
+
+
+def collect_results(reports: Path, *, data: str, quick: bool, seconds: float) -> Path:
+    """reports/results.md: every table the notebooks wrote to reports/tables/, headed by the data used."""
+    lines = ["# Results", ""]
+    if data == "synthetic":
+        lines += [SYNTHETIC_BANNER, ""]
+    else:
+        lines += [f"Data: `{data}` (Poria et al.'s IEMOCAP features).", ""]
+    lines += [f"Settings: {'QUICK (smoke run: few epochs, 2 seeds — not for citing)' if quick else 'full'}; "
+              f"wall time {seconds / 60:.1f} min. Protocol: dialogue-level validation split held out from the "
+              "training dialogues for early stopping on macro-F1; test scored once, real utterances only; "
+              "mean ± std over seeds.", ""]
+    for table in sorted((reports / "tables").glob("*.md")):
+        lines += [table.read_text().rstrip(), ""]
+    lines += ["Figures: `reports/figures/`. Executed notebooks: `reports/*.ipynb` and `reports/*.html`.", ""]
+    return write_text(reports / "results.md", "\n".join(lines), overwrite=True)
+
+
+def _fresh_reports_dir(reports: Path) -> None:
+    """reports/ belongs to this command: the previous one is kept as reports.previous/, never mixed in."""
+    if reports.exists() and any(reports.iterdir()):
+        previous = reports.with_name(reports.name + ".previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        reports.rename(previous)
+        _say(f"Moved the previous {reports.name}/ to {previous.name}/.")
+    (reports / "tables").mkdir(parents=True, exist_ok=True)
+    (reports / "figures").mkdir(parents=True, exist_ok=True)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -30,8 +30,8 @@ import keras
 from keras import layers
 
 from .layers import (
-    ApplyMask, BoolMask, ConvexCombination, CrossModalAttention, MaskedAttention, SinusoidalPositionEncoding,
-    TimNet, TransformerBlock,
+    ApplyMask, BoolMask, ConvexCombination, CrossModalAttention, MaskedAttention, ModalityDropout,
+    SinusoidalPositionEncoding, TimNet, TransformerBlock,
 )
 
 __all__ = ["ARCHITECTURES", "ModelInputs", "build_model", "default_hparams", "required_inputs",
@@ -350,3 +350,59 @@ def multimodal_seed_tfaudio(x: ModelInputs, num_classes: int, *, d_model: int = 
     visual = seed_visual_branch(x.features["visual"], x.mask, d_model=d_model, filters=conv_filters,
                                 kernel_sizes=conv_kernels, num_heads=visual_heads, key_dim=visual_key_dim)
     return seed_fusion(text, audio, visual, x.mask, num_classes, d_model=d_model, num_heads=num_heads)
+
+
+# ------------------------------------------------------------------------------------------------ ours
+
+def projection(x, d_model: int, dropout: float, *, name: str):
+    """LayerNorm → Dense(d_model, gelu) → Dropout: one modality's features in the shared width."""
+    x = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm")(x)
+    x = layers.Dense(d_model, activation="gelu", name=f"{name}_proj")(x)
+    return layers.Dropout(dropout, name=f"{name}_proj_dropout")(x)
+
+
+@_register("multimodal", modalities=("text", "audio", "visual"), speaker=True)
+def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_model: int = 96, units: int = 64,
+               num_heads: int = 4, dropout: float = 0.3, modality_dropout: float = 0.15, speaker: bool = True,
+               cross_attention: bool = True, utterance_fusion: bool = True, cell: str = "gru"):
+    """Our multimodal model: the study's text-centred design, made lighter and sounder.
+
+    1. Each modality → LayerNorm → Dense(d_model, gelu) → Dropout (``projection``); audio and visual go through
+       :class:`ModalityDropout` in training (``modality_dropout``).
+    2. Per-utterance fusion (``utterance_fusion``): Dense(d_model) over the concatenated projections, so aligned
+       evidence from all three modalities is combined before any context is read.
+    3. Text-centred cross-modal attention (``cross_attention``, the study's idea): text queries attend over the
+       audio and the visual sequences (padded keys masked); both are added as residuals, then LayerNorm.
+    4. The speaker of each utterance (``speaker``; the study ignored it) as a learned embedding added per utterance.
+    5. One bidirectional GRU (``cell``: 'gru' or 'lstm') over the dialogue for context, Dense back to d_model,
+       residual + LayerNorm; Dropout → Dense(num_classes, softmax).
+    Every switch exists for the ablations in ``experiments.py``.
+    """
+    mask = x.mask
+    h = {m: projection(f, d_model, dropout, name=m) for m, f in x.features.items()}
+    for m in ("audio", "visual"):
+        if modality_dropout:
+            h[m] = ModalityDropout(modality_dropout, name=f"{m}_modality_dropout")(h[m])
+    if utterance_fusion:
+        fused = layers.Dense(d_model, activation="gelu", name="utterance_fusion")(
+            layers.Concatenate(name="modalities")([h["text"], h["audio"], h["visual"]]))
+    else:
+        fused = h["text"]
+    if cross_attention:
+        to_audio = CrossModalAttention(d_model, num_heads, name="text_to_audio")(
+            h["text"], h["audio"], query_mask=mask, context_mask=mask)
+        to_visual = CrossModalAttention(d_model, num_heads, name="text_to_visual")(
+            h["text"], h["visual"], query_mask=mask, context_mask=mask)
+        fused = layers.Add(name="cross_modal_residual")([fused, to_audio, to_visual])
+    fused = layers.LayerNormalization(epsilon=1e-6, name="fusion_norm")(fused)
+    if speaker:
+        fused = layers.Add(name="with_speaker")([fused, layers.Embedding(num_speakers, d_model,
+                                                                           name="speaker_embedding")(x.speaker)])
+    fused = ApplyMask(name="fused_zero_padding")(fused, mask)
+    rnn = {"gru": layers.GRU, "lstm": layers.LSTM}[cell]
+    context = layers.Bidirectional(rnn(units, return_sequences=True), name=f"context_bi{cell}")(fused, mask=mask)
+    context = layers.Dense(d_model, name="context_proj")(ApplyMask(name="context_out")(context, mask))
+    context = layers.Dropout(dropout, name="context_dropout")(context)
+    z = layers.LayerNormalization(epsilon=1e-6, name="context_norm")(layers.Add(name="context_residual")(
+        [fused, context]))
+    return softmax_head(z, num_classes, dropout=dropout)

@@ -61,8 +61,29 @@ def _registry() -> dict[str, Experiment]:
                    "the upstream final model as published (NB3), masks fixed", "final", "final"),
         Experiment("multimodal-seed-tfaudio", "multimodal_seed_tfaudio", ALL,
                    "the README's variant: Transformer blocks for audio", "final", "final"),
+        Experiment("multimodal", "multimodal", ALL,
+                   "ours: projections, utterance fusion + text-centred cross-attention, speaker, one BiGRU, "
+                   "dropout and modality dropout, standardised inputs", "final", "final", standardize=True),
+    ]
+    exps += [
+        Experiment(f"multimodal-{name}", "multimodal", ALL, f"ablation of multimodal: {what}", "ablation",
+                   "final", hparams=hparams, standardize=standardize)
+        for name, what, hparams, standardize in ABLATIONS
     ]
     return {e.name: e for e in exps}
+
+
+# Each ablation switches off (or swaps) one design choice of `multimodal`; all else stays as in `multimodal`.
+ABLATIONS = (
+    ("no-speaker", "without the speaker embedding", {"speaker": False}, True),
+    ("no-xattn", "without the text-centred cross-modal attention", {"cross_attention": False}, True),
+    ("no-utterance-fusion", "without per-utterance fusion (text + cross-attention only, as upstream)",
+     {"utterance_fusion": False}, True),
+    ("no-modality-dropout", "without modality dropout", {"modality_dropout": 0.0}, True),
+    ("no-dropout", "without any dropout", {"dropout": 0.0, "modality_dropout": 0.0}, True),
+    ("no-standardize", "without input standardisation", {}, False),
+    ("lstm", "a BiLSTM instead of the BiGRU for context", {"cell": "lstm"}, True),
+)
 
 
 EXPERIMENTS: dict[str, Experiment] = _registry()

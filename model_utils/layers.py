@@ -15,6 +15,7 @@ the models of ``architectures`` also zero their inputs at padding on entry.
 - :class:`MaskedReverse`, :class:`TemporalAwareBlock`, :class:`TimNet`: TIM-Net for sequence labelling with the
   backward stream aligned to the forward one (protocol §5 B1).
 - :class:`ConvexCombination`: a learned convex combination of per-modality posteriors (decision-level fusion).
+- :class:`ModalityDropout`: silences a whole modality of a dialogue at random in training (our multimodal model).
 
 No layer here attaches a Keras mask (``_keras_mask``) to its output: masks travel as explicit tensors only.
 """
@@ -25,6 +26,7 @@ from keras import layers, ops
 
 __all__ = [
     "ApplyMask", "BoolMask", "ConvexCombination", "CrossModalAttention", "MaskedAttention", "MaskedReverse",
+    "ModalityDropout",
     "SinusoidalPositionEncoding", "TemporalAwareBlock", "TimNet", "TransformerBlock",
     "as_bool_mask", "key_padding_attention_mask", "zero_padding",
 ]
@@ -152,6 +154,35 @@ class ConvexCombination(_ExplicitMaskLayer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+@register
+class ModalityDropout(_ExplicitMaskLayer):
+    """In training, silence a whole modality of a dialogue with probability ``rate`` (identity at inference).
+
+    Each dialogue draws once, so the model cannot count on any one modality being there and learns to use the
+    others too (a missing or noisy modality at test time then costs less). Kept inputs are not rescaled: a
+    modality is either there as it is, or absent.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"ModalityDropout rate must be in [0, 1), got {rate}")
+        self.rate, self.seed = float(rate), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.rate == 0:
+            return x
+        keep = keras.random.uniform((ops.shape(x)[0], 1, 1), seed=self.seed_generator) >= self.rate
+        return x * ops.cast(keep, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 # ------------------------------------------------------------------------------------------------ attention

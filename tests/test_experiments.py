@@ -127,3 +127,15 @@ def test_cli_list_table_and_compare(two_runs, tmp_path):
     assert compare.returncode == 0 and "paired bootstrap over test dialogues" in compare.stdout
     missing = mser("table", tmp_path / "nothing")
     assert missing.returncode == 1 and "no summary.json" in missing.stderr
+
+
+def test_parallel_workers_give_the_same_numbers_as_one_process():
+    from model_utils.runner import run_many
+
+    names = ["text-bilstm", "cnn-text"]
+    serial = run_many(names, SMALL, seeds=[0], epochs=2, verbose=0)
+    parallel = run_many(names, SMALL, seeds=[0], epochs=2, verbose=0, workers=2)
+    assert list(parallel) == names
+    for n in names:
+        assert parallel[n].seeds[0].metrics == serial[n].seeds[0].metrics
+        np.testing.assert_array_equal(parallel[n].seeds[0].predictions, serial[n].seeds[0].predictions)

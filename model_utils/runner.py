@@ -163,7 +163,8 @@ def run_many(names: Iterable[str], data: str | ERCDataset = "synthetic", *, out_
 
     ``workers`` > 1 runs experiments in that many processes, each with one TensorFlow thread. Results are the
     same as with ``workers=1`` (op determinism makes them independent of the thread count; the tests check
-    it), and two workers on two cores train about 1.8 times as many models per hour.
+    it), and two workers on two cores train about 1.8 times as many models per hour. From a script, call it
+    under ``if __name__ == "__main__":`` (workers are spawned, as Python's multiprocessing requires).
     """
     names = list(names)
     ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)

@@ -103,6 +103,8 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
                    out: str | Path | None = None, overwrite: bool = False, verbose: int = 1,
                    split_seed: int = 0, **train_overrides) -> RunResult:
     """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given."""
+    import keras
+
     from . import training
     from .architectures import build_model
 
@@ -119,6 +121,7 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
     for i, seed in enumerate(seeds):
         _log(verbose, f"[{exp.name}] seed {seed} ({i + 1}/{len(seeds)}) on "
                       f"{'SYNTHETIC data' if test.synthetic else source}")
+        keras.backend.clear_session()  # free the previous model's graph: many runs share one process
         training.set_seed(seed)
         model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
                             max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)

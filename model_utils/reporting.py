@@ -86,7 +86,8 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, *, metric: str = "macro_f
     y, mask = first_a["y_true"], first_a["mask"]
     groups = np.broadcast_to(np.arange(y.shape[0])[:, None], y.shape)
     result = paired_bootstrap(y, [p["y_pred"] for p in pa.values()], [p["y_pred"] for p in pb.values()], mask,
-                              groups, metric=metric, n_boot=n_boot, seed=seed)
+                              groups, metric=metric, n_boot=n_boot, seed=seed,
+                              num_classes=len(sa["class_names"]))  # all C classes, as every reported metric
     return {"a": sa["experiment"], "b": sb["experiment"], "data": data_label(sa["dataset"]), **result}
 
 
@@ -172,13 +173,13 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
         frame[METRIC_LABELS[m]] = [f"{a:.4f} ± {s:.4f}" for a, s in zip(table[m], table[f"{m}_std"])]
     for column in (c for c in table.columns if c.startswith("Δ")):
         frame[column] = [f"{v:+.4f}" for v in table[column]]
-    frame["train s"] = table["train_seconds"].round(1).to_numpy()
+    frame["train s"] = [f"{v:.1f}" for v in table["train_seconds"]]
     return frame
 
 
 def styled(frame: pd.DataFrame, title: str, data, *, precision: int = 4):
     """``frame`` for display in a notebook, captioned with ``title`` and the data it came from."""
-    return (frame.style.format(precision=precision)
+    return (frame.style.format(precision=precision, na_rep="–")
             .set_caption(f"{title} — {describe_data(data)}")
             .set_table_styles([{"selector": "caption", "props": "font-weight: bold; text-align: left;"}]))
 
@@ -187,7 +188,9 @@ def frame_to_markdown(frame: pd.DataFrame, *, title: str, data, precision: int =
     """Any DataFrame as a markdown table headed, like :func:`to_markdown`'s, by its title and its data."""
     frame = frame.reset_index() if index else frame
     def cell(v):
-        return f"{v:.{precision}f}" if isinstance(v, (float, np.floating)) else str(v)
+        if isinstance(v, (float, np.floating)):
+            return "–" if np.isnan(v) else f"{v:.{precision}f}"
+        return str(v)
     lines = [f"### {title}", "", f"Data: **{describe_data(data)}**.", "",
              "| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
@@ -247,6 +250,29 @@ def with_delta(table: pd.DataFrame, reference: str, metric: str = "macro_f1") ->
     return table.assign(**{f"Δ {METRIC_LABELS[metric]} vs {reference}": table[metric] - ref.iloc[0]})
 
 
+def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
+    """Per family of a :func:`runs_table`: its best unimodal and best fused run, and the gain of fusion with the
+    larger of the two runs' std over seeds beside it (a gain smaller than that is not evidence, §5 B8)."""
+    rows = {}
+    for family, runs in table.groupby("family", sort=False):
+        fused = runs["modality"].str.contains(r"\+|^all$")
+        if fused.all() or not fused.any():
+            continue
+        uni, fus = runs[~fused].loc[runs[~fused][metric].idxmax()], runs[fused].loc[runs[fused][metric].idxmax()]
+        rows[family] = {"best_unimodal": uni["experiment"], "unimodal": uni[metric],
+                        "best_fused": fus["experiment"], "fused": fus[metric], "gain": fus[metric] - uni[metric],
+                        "larger_std": max(uni[f"{metric}_std"], fus[f"{metric}_std"])}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("family")
+
+
+def ablation_table(ablations, reference=None, metric: str = "macro_f1") -> pd.DataFrame:
+    """:func:`runs_table` of ablation runs, headed by the ``reference`` run (the full model) if given, with
+    each row's difference from it (:func:`with_delta`)."""
+    runs = ([reference] if reference is not None else []) + _runs(ablations)
+    table = runs_table(runs)
+    return with_delta(table, reference.experiment.name, metric) if reference is not None else table
+
+
 def compare_results(a, b, *, metric: str = "macro_f1", n_boot: int = 2000, seed: int = 0) -> dict:
     """:func:`compare_runs` for two in-memory RunResults: the same paired bootstrap over test dialogues."""
     ta, tb = a.test, b.test
@@ -277,9 +303,10 @@ def significance_table(results, pairs, *, metric: str = "macro_f1", n_boot: int 
     return pd.DataFrame(rows, columns=columns).set_index("comparison"), comparisons
 
 
-def select_experiments(candidates, *, quick_subset=None, only=None) -> list[str]:
+def select_experiments(candidates, *, quick_subset=None, limit: int | None = None, only=None) -> list[str]:
     """Which experiments a notebook runs: ``candidates`` (names or Experiments, in order), cut to
-    ``quick_subset`` if given (QUICK mode; names not among the candidates are ignored), then to ``only``.
+    ``quick_subset`` if given (QUICK mode; names not among the candidates are ignored) and to the first
+    ``limit``, then to ``only``.
 
     A name in ``only`` that is no experiment at all raises (a typo must not silently run nothing).
     """
@@ -288,6 +315,7 @@ def select_experiments(candidates, *, quick_subset=None, only=None) -> list[str]
     names = [c if isinstance(c, str) else c.name for c in candidates]
     if quick_subset is not None:
         names = [n for n in names if n in set(quick_subset)]
+    names = names[:limit]
     if only is not None:
         unknown = [n for n in only if n not in EXPERIMENTS]
         if unknown:
@@ -321,3 +349,9 @@ class ReportDir:
         from data_utils.fileio import write_text
 
         return write_text(self.root / "tables" / f"{name}.md", markdown, overwrite=True)
+
+    def frame(self, name: str, frame: pd.DataFrame, *, title: str, data, index: bool = True):
+        """Write ``frame`` as ``tables/<name>.md`` (:func:`frame_to_markdown`) and return it :func:`styled` for
+        display, under the same title."""
+        self.table(name, frame_to_markdown(frame, title=title, data=data, index=index))
+        return styled(frame, title, data)

@@ -1,0 +1,121 @@
+"""The notebooks: stored without outputs, and they run top to bottom (papermill) on small synthetic data.
+
+The three main notebooks run inside ``mser reproduce --quick`` on 'synthetic-small' (papermill fails on any cell
+error); the archive notebook, which reproduce does not run, runs on its own with tiny parameters.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from model_utils.reporting import SYNTHETIC_WARNING
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN = ("1_timnet", "2_exploratory_analysis", "3_multimodal_model")
+ARCHIVE = REPO / "archive" / "upstream_flaws.ipynb"
+NOTEBOOKS = [REPO / "notebooks" / f"{name}.ipynb" for name in MAIN] + [ARCHIVE]
+DEFAULTS = {"DATA": "synthetic", "QUICK": False, "SEEDS": 3, "EPOCHS": None, "REPORTS": None}
+
+
+def _parameters(nb) -> dict:
+    """The literal assignments of the notebook's one cell tagged 'parameters'."""
+    tagged = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell must be tagged 'parameters' (papermill injects after it)"
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(tagged[0].source).body
+            if isinstance(node, ast.Assign)}
+
+
+def _errors(nb) -> list[str]:
+    return [f"{o.ename}: {o.evalue}" for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if o.output_type == "error"]
+
+
+def _first_output(nb) -> str:
+    """The text of the first rich output (the data banner)."""
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.output_type in ("execute_result", "display_data"):
+                return o.data.get("text/markdown", o.data.get("text/plain", ""))
+    return ""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs_and_with_the_common_parameters(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is None and c.outputs == [] for c in code), f"{path.name} has outputs"
+    assert nb.cells[0].cell_type == "markdown"
+    params = _parameters(nb)
+    assert {k: params.get(k, "missing") for k in DEFAULTS} == DEFAULTS
+
+
+def test_archive_notebook_runs_top_to_bottom(tmp_path):
+    import papermill
+
+    reports = tmp_path / "reports"
+    out = tmp_path / "upstream_flaws.ipynb"
+    papermill.execute_notebook(
+        str(ARCHIVE), str(out), cwd=str(ARCHIVE.parent), kernel_name="python3", progress_bar=False,
+        parameters={"DATA": "synthetic-small", "QUICK": True, "SEEDS": 2, "EPOCHS": 1, "REPORTS": str(reports),
+                    "EXPERIMENT": "cnn-text", "RIVAL": "cnn-all", "WORKERS": 1})
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    assert SYNTHETIC_WARNING in _first_output(nb)
+    tables = sorted(p.name for p in (reports / "tables").glob("*.md"))
+    assert tables == ["90_leak_overlap.md", "91_leak_gap.md", "92_pad_class.md", "93_seed_spread.md",
+                      "94_single_runs.md"]
+    assert "SYNTHETIC" in (reports / "tables" / "92_pad_class.md").read_text()
+    assert (reports / "figures" / "upstream_leak.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    """``reproduce(quick=True)`` end to end on 'synthetic-small', with the notebooks' seeds and epochs cut to 1 and
+    2 (model building and tracing dominate at this size, so QUICK's 2 seeds would double the time)."""
+    import mser.reproduce as r
+
+    parameters = r.parameters
+
+    def tiny(data, **kwargs):
+        return {**parameters(data, **kwargs), "SEEDS": 1, "EPOCHS": 2}
+
+    reports = tmp_path_factory.mktemp("reproduce") / "r"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(r, "parameters", tiny)
+        return reports, r.reproduce(quick=True, data="synthetic-small", reports=reports, try_download=False)
+
+
+@pytest.mark.slow
+def test_reproduce_quick_end_to_end(reproduced):
+    from mser.reproduce import SYNTHETIC_BANNER
+
+    reports, results = reproduced
+    assert results == reports / "results.md"
+    text = results.read_text()
+    assert SYNTHETIC_BANNER in text
+    tables = sorted((reports / "tables").glob("*.md"))
+    for prefix in ("10_", "20_", "30_", "31_"):  # NB1, NB2, NB3 results and NB3's significance tests
+        assert any(t.name.startswith(prefix) for t in tables), f"no table {prefix}*.md"
+    for table in tables:
+        assert table.read_text().strip() in text
+        assert "SYNTHETIC" in table.read_text()
+    for name in MAIN:
+        assert (reports / f"{name}.html").stat().st_size > 0
+    assert any((reports / "figures").glob("confusion_*.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MAIN)
+def test_notebook_ran_cleanly_under_reproduce(reproduced, name):
+    reports, _ = reproduced
+    nb = nbformat.read(reports / f"{name}.ipynb", as_version=4)
+    assert not _errors(nb)
+    assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
+    assert SYNTHETIC_WARNING in _first_output(nb)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "QUICK = True" in injected[0].source

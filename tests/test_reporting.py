@@ -1,0 +1,258 @@
+"""model_utils.reporting (the notebook helpers) and the notebook plots, on RunResults built without training."""
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from data_utils.dataset import load_dataset  # noqa: E402
+from data_utils.fileio import write_json  # noqa: E402
+from model_utils import plots, reporting  # noqa: E402
+from model_utils.experiments import EXPERIMENTS  # noqa: E402
+from model_utils.metrics import METRICS, evaluate, paired_bootstrap  # noqa: E402
+from model_utils.runner import RunResult, SeedResult  # noqa: E402
+
+DATA = {"path": "synthetic-small", "synthetic": True, "label_scheme": "merged4"}
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return load_dataset("synthetic-small")
+
+
+def fake_run(name: str, ds, accuracy: float, seeds=(0, 1), data=DATA) -> RunResult:
+    """A RunResult whose seeds predict the true class with probability about ``accuracy``, else a random one."""
+    test = ds.subset("test")
+    result = RunResult(EXPERIMENTS[name], dict(data), test.class_names, test)
+    for seed in seeds:
+        rng = np.random.default_rng(zlib.crc32(f"{name}/{seed}".encode()))
+        noise = rng.integers(0, test.num_classes, test.labels.shape)
+        pred = np.where(rng.random(test.labels.shape) < accuracy, test.labels, noise)
+        pred = np.where(test.mask, pred, -1)
+        history = [{"epoch": e, "loss": 1.0 / e, **{f"val_{m}": 0.2 + 0.05 * e for m in METRICS}} for e in (1, 2, 3)]
+        result.seeds.append(SeedResult(seed, evaluate(test.labels, pred, test.mask, test.class_names), history,
+                                       2, 3, 1.5, pred))
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(ds):
+    spec = {"cnn-text": 0.7, "cnn-audio": 0.5, "cnn-all": 0.75, "rnn-text": 0.8, "rnn-all": 0.6,
+            "early-fusion-text": 0.6, "early-fusion": 0.7, "late-fusion-repr": 0.65}
+    return {n: fake_run(n, ds, a) for n, a in spec.items()}
+
+
+# ------------------------------------------------------------------------------------------------ data labels
+
+def test_banner_is_loud_on_synthetic_data_and_names_the_source_otherwise(ds):
+    banner = reporting.data_banner(ds)
+    assert reporting.SYNTHETIC_WARNING in banner and banner._repr_markdown_() == str(banner)
+    real = reporting.data_banner(dataclasses.replace(ds, synthetic=False, source="/data/iemocap.pkl"))
+    assert "SYNTHETIC" not in real and "/data/iemocap.pkl" in real
+
+
+def test_describe_data_accepts_datasets_runs_dicts_and_strings(ds, runs):
+    for x in (ds, runs["cnn-text"], DATA):
+        assert reporting.describe_data(x) == "SYNTHETIC data (not IEMOCAP), merged4"
+    assert reporting.describe_data("anything") == "anything"
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+def test_runs_table_adds_group_family_architecture_and_modality(runs):
+    table = reporting.runs_table(runs)
+    assert list(table["experiment"]) == list(runs)
+    row = table.set_index("experiment").loc["cnn-all"]
+    assert (row["group"], row["family"], row["architecture"], row["modality"]) == \
+        ("exploratory", "cnn", "cnn", "all")
+    assert table.set_index("experiment").loc["late-fusion-repr", "modality"] == "all"
+    assert reporting.modality_label(("audio", "text")) == "audio+text"
+    # the existing markdown writer still accepts it
+    assert "| cnn-all |" in reporting.to_markdown(table)
+
+
+def test_summary_frame_matches_to_markdown_cells_and_keeps_deltas(runs):
+    table = reporting.with_delta(reporting.runs_table(runs), "cnn-text")
+    frame = reporting.summary_frame(table)
+    r = table.set_index("experiment").loc["rnn-text"]
+    assert frame.loc["rnn-text", "Macro-F1"] == f"{r['macro_f1']:.4f} ± {r['macro_f1_std']:.4f}"
+    assert frame.loc["rnn-text", "Macro-F1"] in reporting.to_markdown(table)
+    delta = "Δ Macro-F1 vs cnn-text"
+    assert frame.loc["cnn-text", delta] == "+0.0000"
+    assert float(frame.loc["rnn-text", delta]) == pytest.approx(r["macro_f1"] - runs["cnn-text"].mean(), abs=1e-4)
+    with pytest.raises(ValueError, match="reference"):
+        reporting.with_delta(table, "transformer-text")
+
+
+def test_styled_and_markdown_tables_carry_their_title_and_data(ds):
+    frame = pd.DataFrame({"a": [0.123456, np.nan], "b": ["x", "y"]}, index=pd.Index(["r1", "r2"], name="row"))
+    html = reporting.styled(frame, "My table", ds).to_html()
+    assert "My table — SYNTHETIC data (not IEMOCAP), merged4" in html and "0.1235" in html and "–" in html
+    md = reporting.frame_to_markdown(frame, title="My table", data=ds)
+    assert md.splitlines()[:3] == ["### My table", "", "Data: **SYNTHETIC data (not IEMOCAP), merged4**."]
+    assert "| row | a | b |" in md and "| r1 | 0.1235 | x |" in md and "| r2 | – | y |" in md
+
+
+def test_arch_modality_grid_orders_rows_and_columns_and_leaves_gaps(runs):
+    table = reporting.runs_table(runs)
+    grid = reporting.arch_modality_grid(table)
+    assert list(grid.index) == ["cnn", "rnn", "early_fusion", "late_fusion_repr"]
+    assert list(grid.columns) == ["text", "audio", "all"]
+    assert grid.loc["rnn", "text"] == pytest.approx(runs["rnn-text"].mean())
+    assert np.isnan(grid.loc["rnn", "audio"]) and np.isnan(grid.loc["late_fusion_repr", "text"])
+    std = reporting.arch_modality_grid(table, std=True)
+    assert std.loc["cnn", "all"] == pytest.approx(table.set_index("experiment").loc["cnn-all", "macro_f1_std"])
+    with pytest.raises(ValueError, match="share"):
+        reporting.arch_modality_grid(pd.concat([table, table.iloc[:1]]))
+
+
+def test_per_class_report_averages_the_seeds(runs):
+    r = runs["cnn-text"]
+    report = reporting.per_class_report(r)
+    assert list(report.index) == list(r.class_names)
+    c = r.class_names[1]
+    f1 = [s.metrics["per_class"][c]["f1"] for s in r.seeds]
+    assert report.loc[c, "f1"] == pytest.approx(np.mean(f1))
+    assert report.loc[c, "f1_std"] == pytest.approx(np.std(f1, ddof=1))
+    assert report.loc[c, "support"] == r.seeds[0].metrics["per_class"][c]["support"]
+    f1_table = reporting.per_class_f1(runs)
+    assert f1_table.shape == (len(runs), len(r.class_names))
+    assert f1_table.loc["cnn-text", c] == pytest.approx(report.loc[c, "f1"])
+
+
+def test_best_by_family_and_fusion_gains(runs):
+    best = reporting.best_by(runs, "family")
+    for family, result in best.items():
+        assert result.mean() == max(r.mean() for r in runs.values() if r.experiment.family == family)
+    gains = reporting.fusion_gains(reporting.runs_table(runs))
+    assert set(gains.index) == {"cnn", "rnn", "bilstm"}  # every family with unimodal and fused runs
+    g = gains.loc["bilstm"]
+    assert g["best_unimodal"] == "early-fusion-text"
+    assert g["best_fused"] == max(("early-fusion", "late-fusion-repr"), key=lambda n: runs[n].mean())
+    assert g["gain"] == pytest.approx(g["fused"] - g["unimodal"])
+
+
+def test_ablation_table_puts_the_reference_first_with_deltas(runs):
+    table = reporting.ablation_table({"cnn-text": runs["cnn-text"]}, reference=runs["cnn-all"])
+    assert list(table["experiment"]) == ["cnn-all", "cnn-text"]
+    assert table["Δ Macro-F1 vs cnn-all"].iloc[0] == 0
+    assert "Δ Macro-F1 vs cnn-all" not in reporting.ablation_table({"cnn-text": runs["cnn-text"]})
+
+
+# ------------------------------------------------------------------------------------------------ significance
+
+def _write_run_dir(folder, result: RunResult):
+    """The files compare_runs reads: summary.json and each seed's predictions.npz."""
+    write_json(folder / "summary.json", result.summary())
+    for s in result.seeds:
+        (folder / f"seed_{s.seed}").mkdir(parents=True)
+        np.savez_compressed(folder / f"seed_{s.seed}" / "predictions.npz", y_true=result.test.labels,
+                            y_pred=s.predictions, mask=result.test.mask,
+                            dialogue_ids=np.array(result.test.dialogue_ids))
+
+
+def test_compare_results_in_memory_equals_compare_runs_on_disk(runs, tmp_path):
+    a, b = runs["cnn-text"], runs["rnn-text"]
+    _write_run_dir(tmp_path / "a", a)
+    _write_run_dir(tmp_path / "b", b)
+    on_disk = reporting.compare_runs(tmp_path / "a", tmp_path / "b", n_boot=300)
+    in_memory = reporting.compare_results(a, b, n_boot=300)
+    for key in ("diff", "ci95", "p_value"):
+        assert in_memory[key] == pytest.approx(on_disk[key])
+    assert {k: v for k, v in in_memory.items() if k not in ("diff", "ci95", "p_value")} == \
+        {k: v for k, v in on_disk.items() if k not in ("diff", "ci95", "p_value")}
+    assert in_memory["diff"] == pytest.approx(b.mean() - a.mean())
+    assert "SYNTHETIC" in reporting.describe_comparison(in_memory)
+
+
+def test_compare_runs_scores_every_class_even_when_the_last_is_absent(runs, tmp_path):
+    """With no 'neutral' in labels or predictions, the bootstrap must still average F1 over all C classes (as the
+    reported metrics do), not over the C-1 it happened to see."""
+    def without_last_class(r: RunResult) -> RunResult:
+        last = len(r.class_names) - 1
+        test = dataclasses.replace(r.test, labels=np.where(r.test.labels == last, 0, r.test.labels))
+        out = RunResult(r.experiment, r.data, r.class_names, test)
+        for s in r.seeds:
+            pred = np.where(s.predictions == last, 0, s.predictions)
+            out.seeds.append(dataclasses.replace(s, predictions=pred,
+                                                 metrics=evaluate(test.labels, pred, test.mask, r.class_names)))
+        return out
+
+    a, b = without_last_class(runs["cnn-text"]), without_last_class(runs["rnn-text"])
+    _write_run_dir(tmp_path / "a", a)
+    _write_run_dir(tmp_path / "b", b)
+    assert reporting.compare_runs(tmp_path / "a", tmp_path / "b", n_boot=50)["diff"] == \
+        pytest.approx(b.mean() - a.mean())
+
+
+def test_compare_results_refuses_different_test_sets(runs, ds):
+    other = fake_run("cnn-all", load_dataset("synthetic-small", seed=1), 0.7)
+    with pytest.raises(ValueError, match="same test set"):
+        reporting.compare_results(runs["cnn-text"], other)
+
+
+def test_significance_table_tests_the_pairs_that_ran(runs):
+    pairs = [("cnn-text", "rnn-text"), ("cnn-text", "multimodal"), ("cnn-audio", "cnn-all")]
+    table, comparisons = reporting.significance_table(runs, pairs, n_boot=200)
+    assert list(table.index) == ["rnn-text − cnn-text", "cnn-all − cnn-audio"]
+    test = runs["cnn-text"].test
+    direct = paired_bootstrap(test.labels, [s.predictions for s in runs["cnn-text"].seeds],
+                              [s.predictions for s in runs["rnn-text"].seeds], test.mask, n_boot=200,
+                              num_classes=test.num_classes)
+    assert table.iloc[0]["p_value"] == direct["p_value"] and table.iloc[0]["diff"] == direct["diff"]
+    assert table.iloc[0]["seeds"] == "2/2" and comparisons[0]["b"] == "rnn-text"
+
+
+# ------------------------------------------------------------------------------------------------ notebook glue
+
+def test_select_experiments():
+    names = ["cnn-text", "cnn-audio", "cnn-all"]
+    assert reporting.select_experiments(names) == names
+    assert reporting.select_experiments([EXPERIMENTS[n] for n in names]) == names
+    assert reporting.select_experiments(names, quick_subset=["cnn-all", "cnn-text", "not-registered"]) == \
+        ["cnn-text", "cnn-all"]
+    assert reporting.select_experiments(names, limit=1) == ["cnn-text"]
+    assert reporting.select_experiments(names, limit=0) == []
+    assert reporting.select_experiments(names, only=["cnn-all", "rnn-text"]) == ["cnn-all"]
+    with pytest.raises(KeyError, match="cnn-txt"):
+        reporting.select_experiments(names, only=["cnn-txt"])
+
+
+def test_report_dir_writes_only_when_it_has_a_root(tmp_path):
+    nowhere = reporting.ReportDir(None)
+    assert nowhere.figures is None and nowhere.runs is None and nowhere.table("10_x", "# x\n") is None
+    reports = reporting.ReportDir(str(tmp_path))
+    assert reports.figures == tmp_path / "figures" and reports.runs == tmp_path / "runs"
+    path = reports.table("10_x", "# x\n")
+    assert path == tmp_path / "tables" / "10_x.md" and path.read_text() == "# x\n"
+    reports.table("10_x", "# y\n")  # notebooks rerun: overwriting is fine
+    assert path.read_text() == "# y\n"
+
+
+def test_report_dir_frame_writes_markdown_and_returns_the_styled_frame(tmp_path, ds):
+    frame = pd.DataFrame({"f1": [0.5]}, index=pd.Index(["happy"], name="class"))
+    shown = reporting.ReportDir(tmp_path).frame("11_f1", frame, title="F1", data=ds)
+    assert "F1 — SYNTHETIC" in shown.to_html()
+    assert (tmp_path / "tables" / "11_f1.md").read_text() == reporting.frame_to_markdown(frame, title="F1", data=ds)
+    assert "F1 — SYNTHETIC" in reporting.ReportDir(None).frame("11_f1", frame, title="F1", data=ds).to_html()
+
+
+# ------------------------------------------------------------------------------------------------ plots
+
+def test_grid_and_seed_plots_say_synthetic_and_save_png(runs, tmp_path):
+    table = reporting.runs_table(runs)
+    fig = plots.plot_grid(table, title="grid", save_dir=tmp_path, name="grid")
+    assert "SYNTHETIC" in fig.axes[0].get_title()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"{runs['rnn-text'].mean():.3f}" in "".join(texts)
+    fig = plots.plot_seeds(runs, title="seeds", save_dir=tmp_path, name="seeds")
+    assert "SYNTHETIC" in fig.axes[0].get_title()
+    assert (tmp_path / "grid.png").stat().st_size > 0 and (tmp_path / "seeds.png").stat().st_size > 0
+    matplotlib.pyplot.close("all")
+

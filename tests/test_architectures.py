@@ -142,6 +142,13 @@ UPSTREAM_COUNTS = [
     # the conv audio branch (168,320) plus 2 TransformerBlocks on 100-d (2 × 452,548) and Dense(100→128) (12,928).
     ("late_fusion_decision", ALL, 464_384 + 3 * 8_581 + 3),
     ("multimodal_seed_tfaudio", ("text", "audio", "visual"), 2_142_981 - 168_320 + 2 * 452_548 + 12_928),
+    # multimodal (d 96): per modality LayerNorm + Dense(width→96) (70,064 in all),
+    # utterance fusion Dense(288→96) 27,744, two cross-attentions 4 × (96·96 + 96) each, fusion LayerNorm 192,
+    # speaker embedding 2 × 96, BiGRU(64) 2 × 3 × (96·64 + 64·64 + 2·64) = 62,208, Dense(128→96) 12,384,
+    # context LayerNorm 192, Dense(96→5) 485.
+    ("multimodal", ("text", "audio", "visual"),
+     (2 * (2 * 100 + 100 * 96 + 96) + (2 * 512 + 512 * 96 + 96)) + 27_744 + 2 * 4 * (96 * 96 + 96) + 192 + 192
+     + 62_208 + 12_384 + 192 + 485),
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from data_utils.download import DEFAULT_PATH, DownloadError, download
 from data_utils.fileio import write_text
+from data_utils.synthetic import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("1_timnet", "2_exploratory_analysis", "3_multimodal_model")
@@ -22,7 +23,7 @@ SYNTHETIC_BANNER = ("> **SYNTHETIC DATA.** The real IEMOCAP feature pickle was n
 def resolve_data(data: str | None, *, try_download: bool = True) -> str:
     """An explicit choice, else the real pickle if present or downloadable, else 'synthetic'."""
     if data:
-        return data if data == "synthetic" else str(Path(data).resolve())
+        return data if data in PRESETS else str(Path(data).resolve())
     real = (REPO / DEFAULT_PATH).resolve()
     if real.is_file():
         return str(real)
@@ -55,7 +56,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
     started = time.perf_counter()
     for i, name in enumerate(notebooks, 1):
         _say(f"[{i}/{len(notebooks)}] running notebooks/{name}.ipynb "
-             f"({'quick' if quick else 'full'} settings, data: {'SYNTHETIC' if data == 'synthetic' else data})")
+             f"({'quick' if quick else 'full'} settings, data: {'SYNTHETIC' if data in PRESETS else data})")
         t0 = time.perf_counter()
         executed = reports / f"{name}.ipynb"
         papermill.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(executed), parameters=params,
@@ -72,7 +73,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
 def collect_results(reports: Path, *, data: str, quick: bool, seconds: float) -> Path:
     """reports/results.md: every table the notebooks wrote to reports/tables/, headed by the data used."""
     lines = ["# Results", ""]
-    if data == "synthetic":
+    if data in PRESETS:
         lines += [SYNTHETIC_BANNER, ""]
     else:
         lines += [f"Data: `{data}` (Poria et al.'s IEMOCAP features).", ""]

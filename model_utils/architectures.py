@@ -406,3 +406,71 @@ def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_mod
     z = layers.LayerNormalization(epsilon=1e-6, name="context_norm")(layers.Add(name="context_residual")(
         [fused, context]))
     return softmax_head(z, num_classes, dropout=dropout)
+
+
+# --- text-only context models (issue 5) ---
+
+@keras.saving.register_keras_serializable(package="mser")
+class SpeakerMask(layers.Layer):
+    """``SpeakerMask(s)(present, speaker)``: (B, T) bool, true at the real utterances of speaker ``s`` only.
+
+    Used as ``mask=`` of a recurrent layer, it makes the layer read one speaker's utterances and carry its state
+    across the other speaker's turns (and stop at padding). Attaches no Keras mask.
+    """
+
+    def __init__(self, speaker_id: int, **kwargs):
+        super().__init__(**kwargs)
+        self.speaker_id = int(speaker_id)
+        self.supports_masking = True
+
+    def call(self, present, speaker):
+        real = keras.ops.greater(keras.ops.cast(present, "float32"), 0.5)
+        return keras.ops.logical_and(real, keras.ops.equal(speaker, self.speaker_id))
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "speaker_id": self.speaker_id}
+
+
+@_register("text_context", modalities=("text",), speaker=True)
+def text_context(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_model: int = 256, units: int = 128,
+                 cell: str = "lstm", input_dropout: float = 0.2, dropout: float = 0.3, speaker: bool = True,
+                 dialogue_context: bool = True, speaker_context: bool = True):
+    """Text-only context model (ours, issue 5): what each utterance says, who says it, and what came around it.
+
+    1. LayerNorm → Dropout(``input_dropout``) → Dense(d_model, gelu) → Dropout: the utterance vector ``u``.
+    2. ``speaker``: a learned speaker embedding added to ``u`` (the study ignored who speaks).
+    3. ``dialogue_context``: a bidirectional ``cell`` ('lstm' or 'gru', ``units``) over the whole dialogue.
+    4. ``speaker_context``: one bidirectional ``cell`` (weights shared by all speakers) per speaker, reading only
+       that speaker's utterances (:class:`SpeakerMask`): each utterance sees its speaker's own earlier and later
+       turns, as in party-state models (DialogueRNN). Each position takes its own speaker's output.
+    5. Concatenate [u, dialogue context, speaker context] → Dropout → Dense(num_classes, softmax).
+
+    Padded steps are masked in every recurrent layer and zeroed after it. Speaker ids at padding are never read.
+    ``num_speakers`` speaker passes are traced, so keep it small (IEMOCAP: 2).
+    """
+    mask = x.mask
+    u = layers.LayerNormalization(epsilon=1e-6, name="text_norm")(x.features["text"])
+    if input_dropout:
+        u = layers.Dropout(input_dropout, name="text_input_dropout")(u)
+    u = layers.Dense(d_model, activation="gelu", name="text_proj")(u)
+    u = layers.Dropout(dropout, name="text_proj_dropout")(u)
+    if speaker:
+        u = layers.Add(name="with_speaker")([u, layers.Embedding(num_speakers, d_model,
+                                                                 name="speaker_embedding")(x.speaker)])
+    u = ApplyMask(name="utterance_zero_padding")(u, mask)
+    rnn = {"gru": layers.GRU, "lstm": layers.LSTM}[cell]
+    parts = [u]
+    if dialogue_context:
+        h = layers.Bidirectional(rnn(units, return_sequences=True), name=f"dialogue_bi{cell}")(u, mask=mask)
+        parts.append(ApplyMask(name="dialogue_context")(h, mask))
+    if speaker_context:
+        reader = layers.Bidirectional(rnn(units, return_sequences=True), name=f"speaker_bi{cell}")
+        own = []
+        for s in range(num_speakers):
+            turns = SpeakerMask(s, name=f"speaker{s}_turns")(x.present, x.speaker)
+            own.append(ApplyMask(name=f"speaker{s}_context")(reader(u, mask=turns), turns))
+        parts.append(own[0] if len(own) == 1 else layers.Add(name="speaker_context")(own))
+    return softmax_head(layers.Concatenate(name="utterance_and_context")(parts), num_classes, dropout=dropout)

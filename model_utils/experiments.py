@@ -57,6 +57,10 @@ def _registry() -> dict[str, Experiment]:
                    "fusion", "bilstm"),
         Experiment("text-bilstm", "text_bilstm", ("text",),
                    "the upstream text-only baseline: 2 Bi-LSTM (NB3)", "final", "final"),
+        Experiment("text-context", "text_context", ("text",),
+                   "ours, text only (issue 5): LayerNorm + projection, speaker embedding, a dialogue BiLSTM and a "
+                   "per-speaker BiLSTM, utterance skip; class-balanced loss", "final", "text",
+                   train={"class_weight": "balanced"}),
         Experiment("multimodal-seed", "multimodal_seed", ALL,
                    "the upstream final model as published (NB3), masks fixed", "final", "final"),
         Experiment("multimodal-seed-tfaudio", "multimodal_seed_tfaudio", ALL,

@@ -149,6 +149,10 @@ UPSTREAM_COUNTS = [
     ("multimodal", ("text", "audio", "visual"),
      (2 * (2 * 100 + 100 * 96 + 96) + (2 * 512 + 512 * 96 + 96)) + 27_744 + 2 * 4 * (96 * 96 + 96) + 192 + 192
      + 62_208 + 12_384 + 192 + 485),
+    # text_context (d 256, units 128, 2 speakers): LayerNorm(100) 200, Dense(100→256) 25,856, speaker embedding
+    # 2 × 256, dialogue BiLSTM(128) and the shared per-speaker BiLSTM(128) 2 × 4 × (256·128 + 128·128 + 128) each,
+    # Dense(768→5) 3,845 on [utterance, dialogue context, speaker context].
+    ("text_context", ("text",), 200 + 25_856 + 512 + 2 * (2 * 4 * (256 * 128 + 128 * 128 + 128)) + 3_845),
 ]
 
 

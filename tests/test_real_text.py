@@ -68,7 +68,7 @@ def test_prepare_data_keeps_the_transcripts_validation_split(text_ds):
     assert int(test.mask.sum()) == TEST_UTTERANCES
 
 
-@pytest.mark.parametrize("name, epochs", [("text-bilstm", 2)])
+@pytest.mark.parametrize("name, epochs", [("text-bilstm", 2), ("text-context", 1)])
 def test_text_experiment_trains_and_scores_every_test_utterance(tfidf_pkl, tmp_path, name, epochs):
     out = tmp_path / "run"
     result = run_experiment(name, str(tfidf_pkl), seeds=(0,), epochs=epochs, out=out, verbose=0)

@@ -12,6 +12,7 @@ position for some models, and judged models on the test set. Here instead:
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -189,6 +190,29 @@ class LengthBatches(keras.utils.PyDataset):
         if self.shuffle:
             self.batches = self._make_batches()
 
+    def as_dataset(self):
+        """A ``tf.data`` pipeline over these batches whose signature leaves batch size and length open.
+
+        Given a ``PyDataset``, Keras infers the signature from its first two batches; when both have the same
+        trimmed length, a later batch of another length fails. Each pass yields ``self[0]``, ``self[1]``, …;
+        every pass after the first starts with :meth:`on_epoch_end`, i.e. a new order when shuffling.
+        """
+        import tensorflow as tf  # the suite runs on Keras' TensorFlow backend
+
+        def spec(a: np.ndarray):
+            return tf.TensorSpec((None, None) + a.shape[2:], tf.as_dtype(a.dtype))
+
+        passes = itertools.count()
+
+        def generate():
+            if next(passes):
+                self.on_epoch_end()
+            for i in range(len(self)):
+                yield self[i]
+
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=keras.tree.map_structure(spec, self[0]))
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self)))
+
 
 def trims(model: keras.Model) -> bool:
     """Whether ``model`` takes any sequence length (built with ``max_len=None``), so batches can be trimmed."""
@@ -261,7 +285,7 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     batches, weights = _training_batches(model, train, modalities, config)
     selection = _Selection(model, valid, modalities, make_loss(config), config, verbose)
     start = time.perf_counter()
-    model.fit(batches, epochs=config.epochs, callbacks=[selection], verbose=0)
+    model.fit(batches.as_dataset(), epochs=config.epochs, callbacks=[selection], shuffle=False, verbose=0)
     epochs_run = len(selection.history)
     return TrainResult(
         history=selection.history,
@@ -286,7 +310,7 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
     if not model.compiled:
         compile_model(model, config)
     batches, _ = _training_batches(model, train, tuple(modalities), config)
-    model.fit(batches, epochs=epochs, verbose=0)
+    model.fit(batches.as_dataset(), epochs=epochs, shuffle=False, verbose=0)
 
 
 # ------------------------------------------------------------------------------------------------ inference

@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
-export TF_ENABLE_ONEDNN_OPTS ?= 0
+export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup setup-audio test reproduce bench
+.PHONY: setup setup-audio setup-text test reproduce bench
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # Optional: openSMILE audio features (`mser features audio`) and the tests that use them.
 setup-audio: setup
 	$(BIN)/pip install --quiet -r requirements-audio.txt
+
+# Optional: sentence-transformer text features (`mser features text --encoder sentence-transformer`). torch comes
+# first, pinned to the local CPU build; the constraints keep every pin of requirements.txt.
+setup-text: setup
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c requirements.txt -r requirements-text.txt
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
 test: setup

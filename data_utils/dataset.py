@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -210,18 +210,28 @@ def with_validation_split(ds: ERCDataset, fraction: float = DEFAULT_VALID_FRACTI
     """
     if ds.splits.get("valid"):
         return ds
+    return dataclasses.replace(ds, splits=validation_splits(ds.splits, fraction, seed, source=ds.source))
+
+
+def validation_splits(splits: Mapping[str, Sequence[str]], fraction: float = DEFAULT_VALID_FRACTION, seed: int = 0,
+                      *, source: str = "") -> dict[str, tuple[str, ...]]:
+    """``splits`` with its own ``valid`` list if it has one, else with ``fraction`` of the training dialogues
+    (at least one) drawn with ``seed`` into ``valid``: the rule of :func:`with_validation_split`, for anything
+    that must hold out the same dialogues before a dataset exists (e.g. fine-tuning a text encoder)."""
+    splits = {k: tuple(v) for k, v in splits.items()}
+    if splits.get("valid"):
+        return splits
     if not 0 < fraction < 1:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    train = sorted(ds.splits["train"])
+    train = sorted(splits["train"])
     if len(train) < 2:
-        raise ValueError(f"{ds.source}: need at least 2 training dialogues to hold one out, got {len(train)}")
+        raise ValueError(f"{source}: need at least 2 training dialogues to hold one out, got {len(train)}")
     k = min(len(train) - 1, max(1, int(round(fraction * len(train)))))
     rng = np.random.default_rng(seed)
     valid = set(rng.choice(len(train), size=k, replace=False).tolist())
-    splits = dict(ds.splits)
     splits["valid"] = tuple(d for i, d in enumerate(train) if i in valid)
     splits["train"] = tuple(d for i, d in enumerate(train) if i not in valid)
-    return dataclasses.replace(ds, splits=splits)
+    return splits
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ Encoders:
   applied to every utterance.
 - ``sentence-transformer``: all-MiniLM-L6-v2 sentence embeddings (384 wide), from the optional ``text`` extra, run
   offline in a subprocess that never imports TensorFlow. With ``dim`` set, a PCA fitted on the training
-  utterances reduces them to ``dim``.
+  utterances reduces them to ``dim``. With ``fine_tune_epochs`` > 0 the encoder is first fine-tuned as an
+  utterance classifier on the training dialogues' labels (under ``scheme``), keeping the epoch with the best
+  macro-F1 on the validation dialogues: the file's own ``valid`` split, else the dialogues that
+  :func:`data_utils.dataset.with_validation_split` will hold out, so every later experiment selects its epochs on
+  dialogues the encoder never trained on. Test dialogues are only embedded.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from sklearn.pipeline import Pipeline
 
 from ._st_worker import MISSING_EXTRA
 from .corpus import Corpus, DataFormatError
+from .dataset import validation_splits
+from .labels import DEFAULT_SCHEME, get_scheme
 from .transcripts import read_transcripts
 
 ENCODERS = ("tfidf", "sentence-transformer")
@@ -42,27 +48,41 @@ class MissingExtraError(ImportError):
     """An optional dependency is not installed; the message says exactly what to pip install."""
 
 
-def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0) -> Corpus:
+def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
+                      fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME) -> Corpus:
     """Read a transcripts CSV and give it text features (the only modality).
 
     ``dim``: the feature width; by default 100 for ``tfidf`` and the model's own 384 for ``sentence-transformer``.
+    ``fine_tune_epochs`` and ``scheme``: see the module docstring (``sentence-transformer`` only).
     """
     corpus = read_transcripts(transcripts_path)
-    features = encode_text(corpus, encoder=encoder, dim=dim, seed=seed)
+    report = {}
+    features = encode_text(corpus, encoder=encoder, dim=dim, seed=seed, fine_tune_epochs=fine_tune_epochs,
+                           scheme=scheme, report=report)
     width = next(iter(features.values())).shape[1]
-    description = (f"text features from {Path(transcripts_path).name}: {encoder}, dim {width}, seed {seed}; "
-                   f"fitted steps saw the {len(corpus.splits['train'])} training dialogues only")
+    fitted_on = report.get("train_dialogues", len(corpus.splits["train"]))
+    tuned = (f", fine-tuned on {scheme} labels for {fine_tune_epochs} epoch(s), epoch {report['best_epoch']} kept "
+             f"(validation macro-F1 {report['best_valid_macro_f1']:.4f})" if fine_tune_epochs else "")
+    description = (f"text features from {Path(transcripts_path).name}: {encoder}{tuned}, dim {width}, seed {seed}; "
+                   f"fitted steps saw the {fitted_on} training dialogues only")
     dialogues = {did: dataclasses.replace(d, features={"text": features[did]}) for did, d in corpus.dialogues.items()}
     return dataclasses.replace(corpus, dialogues=dialogues, modalities=("text",), description=description)
 
 
-def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = None,
-                  seed: int = 0) -> dict[str, np.ndarray]:
-    """Per dialogue, an (utterances, dim) float32 array; whatever is fitted sees the ``train`` split only."""
+def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
+                fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, report: dict | None = None
+                ) -> dict[str, np.ndarray]:
+    """Per dialogue, an (utterances, dim) float32 array; whatever is fitted sees the ``train`` split only.
+
+    ``report``, if given, receives what fine-tuning measured (per-epoch validation macro-F1, the epoch kept)."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown text encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     if dim is not None and dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim}")
+    if fine_tune_epochs < 0:
+        raise ValueError(f"fine_tune_epochs must be 0 (no fine-tuning) or more, got {fine_tune_epochs}")
+    if fine_tune_epochs and encoder != "sentence-transformer":
+        raise ValueError(f"only the sentence-transformer encoder can be fine-tuned, not {encoder!r}")
     order = list(corpus.dialogues)
     sentences = [s for did in order for s in corpus.dialogues[did].sentences]
     train = set(corpus.splits["train"])
@@ -73,7 +93,11 @@ def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = Non
                                  seed=seed)
             flat = pipeline.transform(sentences)
         else:
-            flat = sentence_embeddings(sentences)
+            tuning = _fine_tune_spec(corpus, order, fine_tune_epochs, scheme, seed) if fine_tune_epochs else None
+            flat = sentence_embeddings(sentences, fine_tune=tuning, report=report)
+            if tuning is not None:
+                is_train = np.zeros(len(sentences), bool)
+                is_train[tuning["train"]] = True  # the PCA below sees the encoder's training utterances only
             if dim is not None:
                 flat = _fit_pca(flat[is_train], dim=dim, seed=seed).transform(flat)
     except ValueError as e:
@@ -108,19 +132,45 @@ def _check_dim(dim: int, shape: tuple[int, int], columns: str) -> None:
 
 # ------------------------------------------------------------------------------------------ sentence-transformer
 
-def sentence_embeddings(sentences: Sequence[str]) -> np.ndarray:
-    """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``)."""
+def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, seed: int) -> dict:
+    """What the worker's ``fine_tune`` needs: flat class indices and the train / validation utterance indices."""
+    scheme = get_scheme(scheme, corpus.label_names)
+    splits = validation_splits(corpus.splits, seed=0, source=corpus.source)  # the runner's split_seed
+    role = {**{d: "train" for d in splits["train"]}, **{d: "valid" for d in splits["valid"]}}
+    labels, rows = [], {"train": [], "valid": []}
+    for did in order:
+        d = corpus.dialogues[did]
+        if did in role:
+            rows[role[did]].extend(range(len(labels), len(labels) + len(d)))
+        labels.extend(scheme.class_index(d.labels, source=f"{corpus.source}: dialogue {did!r}").tolist())
+    return {"labels": labels, "train": rows["train"], "valid": rows["valid"], "num_classes": scheme.num_classes,
+            "epochs": epochs, "seed": seed, "train_dialogues": len(splits["train"])}
+
+
+def sentence_embeddings(sentences: Sequence[str], *, fine_tune: dict | None = None,
+                        report: dict | None = None) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``),
+    after fine-tuning the encoder when ``fine_tune`` (the worker's ``fine_tune`` arguments) is given."""
     with tempfile.TemporaryDirectory(prefix="mser-st-") as tmp:
         src, out = Path(tmp) / "sentences.json", Path(tmp) / "embeddings.npy"
-        src.write_text(json.dumps(list(sentences)), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
-                              env=_worker_env(), capture_output=True, text=True)
-        if proc.returncode == MISSING_EXTRA:
-            raise MissingExtraError(f"{INSTALL_TEXT_EXTRA} [{proc.stderr.strip()}]")
-        if proc.returncode != 0:
-            raise RuntimeError(f"the sentence-transformer worker failed with exit status {proc.returncode}:\n"
-                               f"{proc.stderr[-2000:]}")
+        tuning = None if fine_tune is None else {k: v for k, v in fine_tune.items() if k != "train_dialogues"}
+        src.write_text(json.dumps({"sentences": list(sentences), "fine_tune": tuning}), encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
+                                env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        errors = []
+        for line in proc.stderr:  # relay fine-tuning progress, keep the rest for the error message
+            (sys.stderr.write if line.startswith("fine-tuning epoch") else errors.append)(line)
+        stdout = proc.stdout.read()
+        returncode = proc.wait()
+        stderr = "".join(errors)
+        if returncode == MISSING_EXTRA:
+            raise MissingExtraError(f"{INSTALL_TEXT_EXTRA} [{stderr.strip()}]")
+        if returncode != 0:
+            raise RuntimeError(f"the sentence-transformer worker failed with exit status {returncode}:\n"
+                               f"{stderr[-2000:]}")
         embeddings = np.load(out, allow_pickle=False)
+    if fine_tune is not None and report is not None:
+        report.update(json.loads(stdout.strip().splitlines()[-1]), train_dialogues=fine_tune["train_dialogues"])
     if embeddings.ndim != 2 or len(embeddings) != len(sentences):
         raise RuntimeError(f"the sentence-transformer worker returned an array of shape {embeddings.shape} for "
                            f"{len(sentences)} sentences")

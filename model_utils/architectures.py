@@ -4,7 +4,7 @@ functional API, plus a true decision-level late fusion.
 ``build_model(arch, dims=…, modalities=…, num_classes=…, max_len=…)`` returns a ``keras.Model`` that takes a dict:
 one ``(max_len, dims[m])`` float input per modality (named after it), ``present`` (max_len,) float32 — 1.0 at real
 utterances, 0.0 at padding (``ERCDataset.model_inputs``) — and ``speaker`` (max_len,) int32 only for architectures
-that use it (none yet). It returns per-utterance class probabilities (B, max_len, num_classes). Architectures that
+that use it (``multimodal`` and ``text_context``). It returns per-utterance class probabilities (B, max_len, num_classes). Architectures that
 take one sequence concatenate the modalities in the order given (upstream's 712-d "all" input is
 ``("audio", "visual", "text")``). ``required_inputs`` names the inputs; ``default_hparams`` lists the
 hyperparameters, whose defaults are the upstream values.

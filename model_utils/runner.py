@@ -21,7 +21,7 @@ from data_utils.fileio import OutputExistsError, atomic_path, write_json, write_
 from data_utils.labels import DEFAULT_SCHEME
 
 from . import metrics
-from .experiments import Experiment, get_experiment
+from .experiments import EXPERIMENTS, Experiment, get_experiment
 
 DEFAULT_SEEDS = (0, 1, 2)
 SUMMARY = "summary.json"
@@ -67,6 +67,13 @@ class RunResult:
             "test_utterances_scored": int(self.test.mask.sum()),
         }
 
+    def merge(self, other: "RunResult") -> "RunResult":
+        """This run and ``other`` (more seeds of the same experiment on the same test set) as one run."""
+        if other.experiment != self.experiment or other.data != self.data:
+            raise ValueError(f"cannot merge runs of {self.experiment.name} and {other.experiment.name}")
+        seeds = sorted(self.seeds + other.seeds, key=lambda s: s.seed)
+        return RunResult(self.experiment, self.data, self.class_names, self.test, seeds)
+
     def validation(self) -> dict[str, list[float]]:
         """Per metric, each seed's validation score at its restored (best) epoch."""
         return {m: [s.history[s.best_epoch - 1][f"val_{m}"] for s in self.seeds] for m in metrics.METRICS}
@@ -88,9 +95,10 @@ def prepare_data(experiment: Experiment, data: str | ERCDataset = "synthetic", *
     ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
     missing = [m for m in experiment.modalities if m not in ds.modalities]
     if missing:
+        fit = [e.name for e in EXPERIMENTS.values() if set(e.modalities) <= set(ds.modalities)]
         raise ValueError(
             f"experiment {experiment.name!r} needs {', '.join(missing)} features, which {ds.source} does not "
-            f"have (it has {', '.join(ds.modalities)}); `mser list` marks which experiments fit"
+            f"have (it has {', '.join(ds.modalities)}); experiments these data fit: {', '.join(fit) or 'none'}"
         )
     ds = with_validation_split(ds, seed=split_seed)
     if experiment.standardize:
@@ -103,41 +111,60 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
                    out: str | Path | None = None, overwrite: bool = False, verbose: int = 1,
                    split_seed: int = 0, **train_overrides) -> RunResult:
     """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given."""
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    out = Path(out) if out is not None else None
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError(f"{exp.name}: no seeds to run")
+    _check_out(out, overwrite)
+    result = None
+    for i, seed in enumerate(seeds):
+        one = run_seed(exp, data, seed, epochs=epochs, scheme=scheme, out=out, overwrite=overwrite,
+                       verbose=verbose, split_seed=split_seed, progress=f"{i + 1}/{len(seeds)}", **train_overrides)
+        result = one if result is None else result.merge(one)
+    if out is not None and result is not None:
+        write_json(out / SUMMARY, result.summary(), overwrite=overwrite)
+    return result
+
+
+def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *, epochs: int | None = None,
+             scheme: str = DEFAULT_SCHEME, out: Path | None = None, overwrite: bool = False, verbose: int = 1,
+             split_seed: int = 0, progress: str = "", **train_overrides) -> RunResult:
+    """One seed of :func:`run_experiment`: a RunResult with that seed only; writes ``out/seed_<seed>/`` (not the
+    summary) if ``out`` is given."""
     import keras
 
     from . import training
     from .architectures import build_model
 
     exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
-    out = Path(out) if out is not None else None
-    if out is not None and (out / SUMMARY).exists() and not overwrite:
-        raise OutputExistsError(f"{out / SUMMARY} exists; refusing to overwrite it (pass --force)")
     train, valid, test = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
     config = training.TrainConfig(**{**exp.train, **train_overrides, **({"epochs": epochs} if epochs else {})})
     source = data.source if isinstance(data, ERCDataset) else str(data)
     result = RunResult(exp, {"path": source, "synthetic": bool(test.synthetic), "label_scheme": test.scheme.name},
                        test.class_names, test)
-
-    for i, seed in enumerate(seeds):
-        _log(verbose, f"[{exp.name}] seed {seed} ({i + 1}/{len(seeds)}) on "
-                      f"{'SYNTHETIC data' if test.synthetic else source}")
-        keras.backend.clear_session()  # free the previous model's graph: many runs share one process
-        training.set_seed(seed)
-        model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
-                            max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)
-        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose)
-        probs = training.predict(model, test, exp.modalities)
-        pred = np.where(test.mask, probs.argmax(-1), -1)
-        scores = metrics.evaluate(test.labels, pred, test.mask, test.class_names)
-        result.seeds.append(SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run,
-                                       fitted.seconds, pred))
-        _log(verbose, f"[{exp.name}] seed {seed}: test accuracy {scores['accuracy']:.4f}, macro-F1 "
-                      f"{scores['macro_f1']:.4f} (best epoch {fitted.best_epoch}, {fitted.seconds:.1f} s)")
-        if out is not None:
-            _write_seed(out / f"seed_{seed}", model, result.seeds[-1], test, overwrite)
+    _log(verbose, f"[{exp.name}] seed {seed}{f' ({progress})' if progress else ''} on "
+                  f"{'SYNTHETIC data' if test.synthetic else source}")
+    keras.backend.clear_session()  # free the previous model's graph: many runs share one process
+    training.set_seed(seed)
+    model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
+                        max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)
+    fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose)
+    probs = training.predict(model, test, exp.modalities)
+    pred = np.where(test.mask, probs.argmax(-1), -1)
+    scores = metrics.evaluate(test.labels, pred, test.mask, test.class_names)
+    result.seeds.append(SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run,
+                                   fitted.seconds, pred))
+    _log(verbose, f"[{exp.name}] seed {seed}: test accuracy {scores['accuracy']:.4f}, macro-F1 "
+                  f"{scores['macro_f1']:.4f} (best epoch {fitted.best_epoch}, {fitted.seconds:.1f} s)")
     if out is not None:
-        write_json(out / SUMMARY, result.summary(), overwrite=overwrite)
+        _write_seed(Path(out) / f"seed_{seed}", model, result.seeds[-1], test, overwrite)
     return result
+
+
+def _check_out(out: Path | None, overwrite: bool) -> None:
+    if out is not None and (out / SUMMARY).exists() and not overwrite:
+        raise OutputExistsError(f"{out / SUMMARY} exists; refusing to overwrite it (pass --force)")
 
 
 def _write_seed(folder: Path, model, seed: SeedResult, test: ERCDataset, overwrite: bool) -> None:
@@ -161,33 +188,58 @@ def _log(verbose: int, message: str) -> None:
 
 
 def run_many(names: Iterable[str], data: str | ERCDataset = "synthetic", *, out_root: str | Path | None = None,
-             scheme: str = DEFAULT_SCHEME, workers: int = 1, **kwargs) -> dict[str, RunResult]:
+             scheme: str = DEFAULT_SCHEME, workers: int = 1, progress: bool = True, **kwargs
+             ) -> dict[str, RunResult]:
     """Run several experiments on the same data; run directories go under ``out_root``.
 
     ``workers`` > 1 runs experiments in that many processes, each with one TensorFlow thread. Results are the
     same as with ``workers=1`` (op determinism makes them independent of the thread count; the tests check
     it), and two workers on two cores train about 1.8 times as many models per hour. From a script, call it
     under ``if __name__ == "__main__":`` (workers are spawned, as Python's multiprocessing requires).
+    ``progress`` prints a line to stdout as each experiment finishes (``make reproduce`` relays these lines).
     """
     names = list(names)
     ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
-    jobs = {n: dict(kwargs, out=None if out_root is None else Path(out_root) / n) for n in names}
-    if workers <= 1 or len(names) == 1:
-        return {n: run_experiment(n, ds, **jobs[n]) for n in names}
+    outs = {n: None if out_root is None else Path(out_root) / n for n in names}
+    results = {}
+
+    def finished(name: str, result: RunResult) -> None:
+        results[name] = result
+        if progress:
+            print(f"[{len(results)}/{len(names)}] {name}: test macro-F1 {result.mean('macro_f1'):.4f} (mean of "
+                  f"{len(result.seeds)} seeds; {sum(s.train_seconds for s in result.seeds):.0f} s of training)",
+                  flush=True)
+
+    if workers <= 1 or not names:
+        for n in names:
+            finished(n, run_experiment(n, ds, out=outs[n], **kwargs))
+        return results
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    results = {}
+    seeds = list(kwargs.pop("seeds", DEFAULT_SEEDS))
+    if not seeds:
+        raise ValueError("no seeds to run")
+    overwrite = kwargs.get("overwrite", False)
+    for n in names:
+        _check_out(outs[n], overwrite)
+    # One job per (experiment, seed), so no core idles while one long experiment finishes its seeds.
+    parts: dict[str, list[RunResult]] = {n: [] for n in names}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: never fork a TensorFlow process
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        futures = {pool.submit(run_experiment, n, ds, **dict(jobs[n], verbose=0)): n for n in names}
-        for done, future in enumerate(as_completed(futures), 1):
+        futures = {pool.submit(run_seed, n, ds, seed, out=outs[n], **dict(kwargs, verbose=0)): n
+                   for n in names for seed in seeds}
+        for future in as_completed(futures):
             name = futures[future]
-            results[name] = future.result()
-            _log(kwargs.get("verbose", 1), f"[{done}/{len(names)}] {name}: test macro-F1 "
-                                           f"{results[name].mean('macro_f1'):.4f} (mean of "
-                                           f"{len(results[name].seeds)} seeds)")
+            parts[name].append(future.result())
+            if len(parts[name]) == len(seeds):
+                run = parts[name][0]
+                for more in parts[name][1:]:
+                    run = run.merge(more)
+                if outs[name] is not None:
+                    write_json(outs[name] / SUMMARY, run.summary(), overwrite=overwrite)
+                finished(name, run)
     return {n: results[n] for n in names}
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"  # pinned, as in model_utils: numbers must not depend on the shell
 
 
 def build_parser() -> argparse.ArgumentParser:

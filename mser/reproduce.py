@@ -5,6 +5,7 @@ otherwise the built-in synthetic data, with a banner in every output.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -61,7 +62,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
         executed = reports / f"{name}.ipynb"
         papermill.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(executed), parameters=params,
                                    cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False,
-                                   log_output=False)
+                                   log_output=False, stdout_file=_Progress(name))
         html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
         write_text(reports / f"{name}.html", html, overwrite=True)
         _say(f"[{i}/{len(notebooks)}] {name} done in {time.perf_counter() - t0:.0f} s → reports/{name}.html")
@@ -97,6 +98,23 @@ def _fresh_reports_dir(reports: Path) -> None:
         _say(f"Moved the previous {reports.name}/ to {previous.name}/.")
     (reports / "tables").mkdir(parents=True, exist_ok=True)
     (reports / "figures").mkdir(parents=True, exist_ok=True)
+
+
+class _Progress:
+    """Relays a notebook's progress lines ("running: …", "[3/17] rnn-text: test macro-F1 …") as they are printed."""
+
+    LINE = re.compile(r"^(running: |\[\d+/\d+\] )")
+
+    def __init__(self, notebook: str):
+        self.notebook = notebook
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            if self.LINE.match(line):
+                _say(f"      {self.notebook}: {line}")
+
+    def flush(self) -> None:
+        pass
 
 
 def _say(message: str) -> None:

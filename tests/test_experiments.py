@@ -51,8 +51,11 @@ def test_an_experiment_needing_an_absent_modality_refuses(small_corpus):
     from data_utils.dataset import from_corpus
 
     text_only = from_corpus(dataclasses.replace(small_corpus, modalities=("text",)))
-    with pytest.raises(ValueError, match="'multimodal' needs audio, visual features"):
+    with pytest.raises(ValueError, match="'multimodal' needs audio, visual features") as refused:
         prepare_data(get_experiment("multimodal"), text_only)
+    fit = str(refused.value).split("experiments these data fit: ")[1].split(", ")
+    assert {"text-bilstm", "text-context", "timnet-text", "rnn-text"} <= set(fit)
+    assert not {"multimodal", "timnet-audio", "early-fusion"} & set(fit)
     prepare_data(get_experiment("text-bilstm"), text_only)  # text-only experiments run
 
 

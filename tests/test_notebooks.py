@@ -6,6 +6,7 @@ error); the archive notebook, which reproduce does not run, runs on its own with
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -84,17 +85,21 @@ def reproduced(tmp_path_factory):
     def tiny(data, **kwargs):
         return {**parameters(data, **kwargs), "SEEDS": 1, "EPOCHS": 2}
 
-    reports = tmp_path_factory.mktemp("reproduce") / "r"
-    with pytest.MonkeyPatch.context() as mp:
+    import contextlib
+    import io
+
+    reports, log = tmp_path_factory.mktemp("reproduce") / "r", io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(log):
         mp.setattr(r, "parameters", tiny)
-        return reports, r.reproduce(quick=True, data="synthetic-small", reports=reports, try_download=False)
+        results = r.reproduce(quick=True, data="synthetic-small", reports=reports, try_download=False)
+    return reports, results, log.getvalue()
 
 
 @pytest.mark.slow
 def test_reproduce_quick_end_to_end(reproduced):
     from mser.reproduce import SYNTHETIC_BANNER
 
-    reports, results = reproduced
+    reports, results, log = reproduced
     assert results == reports / "results.md"
     text = results.read_text()
     assert SYNTHETIC_BANNER in text
@@ -112,8 +117,10 @@ def test_reproduce_quick_end_to_end(reproduced):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MAIN)
 def test_notebook_ran_cleanly_under_reproduce(reproduced, name):
-    reports, _ = reproduced
+    reports, _, log = reproduced
     nb = nbformat.read(reports / f"{name}.ipynb", as_version=4)
+    assert f"{name}: running: " in log  # progress is relayed while the notebook runs
+    assert re.search(rf"{name}: \[1/\d+\] \S+: test macro-F1 \d\.\d{{4}}", log)
     assert not _errors(nb)
     assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
     assert SYNTHETIC_WARNING in _first_output(nb)

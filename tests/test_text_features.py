@@ -176,7 +176,7 @@ def sentence_transformers_importable() -> bool:
     return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
 
 
-def fake_embeddings(sentences) -> np.ndarray:
+def fake_embeddings(sentences, **_) -> np.ndarray:
     """16-wide stand-ins for sentence embeddings, a fixed function of each sentence."""
     return np.stack([np.random.default_rng(zlib.crc32(s.encode())).normal(size=16) for s in sentences])
 
@@ -209,3 +209,47 @@ def test_sentence_transformer_without_the_extra(transcripts, tmp_path, capsys):
     out = tmp_path / "x.pkl"
     assert run_cli("--transcripts", str(transcripts), "--out", str(out), "--encoder", "sentence-transformer") == 1
     assert "torch==2.13.0" in capsys.readouterr().err and not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------ fine-tuning
+
+def test_fine_tuning_trains_on_training_dialogues_and_selects_on_validation_ones(transcripts, tmp_path):
+    from data_utils.transcripts import read_transcripts
+
+    corpus = read_transcripts(transcripts)
+    order = list(corpus.dialogues)
+    spec = text_features._fine_tune_spec(corpus, order, epochs=2, scheme="standard4", seed=3)
+    owner = [did for did in order for _ in corpus.dialogues[did].labels]
+    assert {owner[i] for i in spec["train"]} == {f"t{i}" for i in range(6)}
+    assert {owner[i] for i in spec["valid"]} == {"v0"}  # the file's own validation split
+    assert len(spec["labels"]) == len(owner) and spec["num_classes"] == 4
+    flat = [label for did in order for label in corpus.dialogues[did].labels]
+    assert [i for i, c in enumerate(spec["labels"]) if c < 0] == [i for i, n in enumerate(flat) if n == "fru"]
+
+    rows = [r for r in make_rows() if r[4] != "valid"]  # no validation split: hold out like the runner does
+    no_valid = read_transcripts(write_csv(tmp_path / "no_valid.csv", rows))
+    from data_utils.dataset import validation_splits
+
+    held_out = validation_splits(no_valid.splits)["valid"]
+    spec = text_features._fine_tune_spec(no_valid, list(no_valid.dialogues), 1, "merged4", 0)
+    owners = [did for did in no_valid.dialogues for _ in no_valid.dialogues[did].labels]
+    assert {owners[i] for i in spec["valid"]} == set(held_out) and spec["train_dialogues"] == 5
+    assert not {owners[i] for i in spec["train"]} & (set(held_out) | {"s0", "s1"})
+
+
+def test_only_the_sentence_transformer_is_fine_tuned(transcripts):
+    with pytest.raises(ValueError, match="only the sentence-transformer encoder can be fine-tuned"):
+        build_text_corpus(transcripts, fine_tune_epochs=1)
+
+
+def test_fine_tuned_encoder_never_sees_test_text(transcripts, tmp_path):
+    if not sentence_transformers_importable():
+        pytest.skip("the 'text' extra is not installed (pip install torch==2.13.0, then pip install '.[text]')")
+    kwargs = dict(encoder="sentence-transformer", fine_tune_epochs=1, scheme="merged4")
+    base = build_text_corpus(transcripts, **kwargs)
+    plain = build_text_corpus(transcripts, encoder="sentence-transformer")
+    assert "fine-tuned on merged4 labels for 1 epoch(s), epoch 1 kept" in base.description
+    assert not np.allclose(features_by_split(base, "train"), features_by_split(plain, "train"), atol=1e-4)
+    unseen = write_csv(tmp_path / "unseen.csv", make_rows({"s0": "Something else entirely."}))
+    changed = build_text_corpus(unseen, **kwargs)
+    np.testing.assert_allclose(features_by_split(changed, "train"), features_by_split(base, "train"), atol=1e-6)

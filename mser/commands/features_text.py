@@ -8,6 +8,7 @@ from pathlib import Path
 
 from data_utils.corpus import DataFormatError, describe_widths, write_corpus
 from data_utils.fileio import OutputExistsError, check_writable
+from data_utils.labels import DEFAULT_SCHEME, SCHEMES
 from data_utils.text_features import DEFAULT_TFIDF_DIM, ENCODERS, MissingExtraError, build_text_corpus
 
 
@@ -25,7 +26,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dim", type=_positive_int, default=None, metavar="N",
                         help=f"feature width (default: {DEFAULT_TFIDF_DIM} for tfidf, the model's 384 for "
                              f"sentence-transformer, where a smaller N applies a PCA fitted on train)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the SVD / PCA (default 0)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=0, metavar="N",
+                        help="sentence-transformer only: first fine-tune the encoder for up to N epochs as an "
+                             "utterance classifier on the training dialogues' labels, keeping the epoch with the best "
+                             "validation macro-F1 (default 0: no fine-tuning)")
+    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=[*SCHEMES, "native"],
+                        help=f"label scheme of the fine-tuning classes (default {DEFAULT_SCHEME})")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="random seed of the SVD / PCA and of fine-tuning (default 0)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.set_defaults(func=handler)
     return parser
@@ -35,9 +43,10 @@ def handler(args: argparse.Namespace) -> int:
     """Build and write the corpus; print a one-line JSON summary. Returns the exit status."""
     try:
         check_writable(args.out, overwrite=args.force)  # fail before the encoding work, not after it
-        corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed)
+        corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
+                                   fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme)
         write_corpus(corpus, args.out, overwrite=args.force)
-    except (DataFormatError, OutputExistsError, MissingExtraError, FileNotFoundError) as e:
+    except (DataFormatError, OutputExistsError, MissingExtraError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps({"dialogues": len(corpus.dialogues), "utterances": sum(map(len, corpus.dialogues.values())),

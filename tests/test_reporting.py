@@ -131,11 +131,14 @@ def test_best_by_family_and_fusion_gains(runs):
     for family, result in best.items():
         assert result.mean() == max(r.mean() for r in runs.values() if r.experiment.family == family)
     gains = reporting.fusion_gains(reporting.runs_table(runs))
-    assert set(gains.index) == {"cnn", "rnn", "bilstm"}  # every family with unimodal and fused runs
-    g = gains.loc["bilstm"]
-    assert g["best_unimodal"] == "early-fusion-text"
-    assert g["best_fused"] == max(("early-fusion", "late-fusion-repr"), key=lambda n: runs[n].mean())
-    assert g["gain"] == pytest.approx(g["fused"] - g["unimodal"])
+    fused = {n for n, r in runs.items() if r.experiment.fused and r.experiment.family in {"cnn", "rnn", "bilstm"}}
+    assert set(gains.index) == fused  # every fused run of a family that has unimodal runs
+    for name in ("early-fusion", "late-fusion-repr"):
+        g = gains.loc[name]
+        assert g["family"] == "bilstm" and g["best_unimodal"] == "early-fusion-text"
+        assert g["fused"] == pytest.approx(runs[name].mean())
+        assert g["gain"] == pytest.approx(g["fused"] - g["unimodal"])
+        assert g["beats_every_unimodal"] == (runs[name].mean() > runs["early-fusion-text"].mean())
 
 
 def test_ablation_table_puts_the_reference_first_with_deltas(runs):

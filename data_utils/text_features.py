@@ -60,7 +60,7 @@ def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | No
     features = encode_text(corpus, encoder=encoder, dim=dim, seed=seed, fine_tune_epochs=fine_tune_epochs,
                            scheme=scheme, report=report)
     width = next(iter(features.values())).shape[1]
-    fitted_on = report.get("train_dialogues", len(corpus.splits["train"]))
+    fitted_on = len((validation_splits(corpus.splits) if fine_tune_epochs else corpus.splits)["train"])
     tuned = (f", fine-tuned on {scheme} labels for {fine_tune_epochs} epoch(s), epoch {report['best_epoch']} kept "
              f"(validation macro-F1 {report['best_valid_macro_f1']:.4f})" if fine_tune_epochs else "")
     description = (f"text features from {Path(transcripts_path).name}: {encoder}{tuned}, dim {width}, seed {seed}; "
@@ -135,7 +135,7 @@ def _check_dim(dim: int, shape: tuple[int, int], columns: str) -> None:
 def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, seed: int) -> dict:
     """What the worker's ``fine_tune`` needs: flat class indices and the train / validation utterance indices."""
     scheme = get_scheme(scheme, corpus.label_names)
-    splits = validation_splits(corpus.splits, seed=0, source=corpus.source)  # the runner's split_seed
+    splits = validation_splits(corpus.splits, source=corpus.source)  # the runner's rule, split_seed 0
     role = {**{d: "train" for d in splits["train"]}, **{d: "valid" for d in splits["valid"]}}
     labels, rows = [], {"train": [], "valid": []}
     for did in order:
@@ -144,7 +144,7 @@ def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, 
             rows[role[did]].extend(range(len(labels), len(labels) + len(d)))
         labels.extend(scheme.class_index(d.labels, source=f"{corpus.source}: dialogue {did!r}").tolist())
     return {"labels": labels, "train": rows["train"], "valid": rows["valid"], "num_classes": scheme.num_classes,
-            "epochs": epochs, "seed": seed, "train_dialogues": len(splits["train"])}
+            "epochs": epochs, "seed": seed}
 
 
 def sentence_embeddings(sentences: Sequence[str], *, fine_tune: dict | None = None,
@@ -153,8 +153,7 @@ def sentence_embeddings(sentences: Sequence[str], *, fine_tune: dict | None = No
     after fine-tuning the encoder when ``fine_tune`` (the worker's ``fine_tune`` arguments) is given."""
     with tempfile.TemporaryDirectory(prefix="mser-st-") as tmp:
         src, out = Path(tmp) / "sentences.json", Path(tmp) / "embeddings.npy"
-        tuning = None if fine_tune is None else {k: v for k, v in fine_tune.items() if k != "train_dialogues"}
-        src.write_text(json.dumps({"sentences": list(sentences), "fine_tune": tuning}), encoding="utf-8")
+        src.write_text(json.dumps({"sentences": list(sentences), "fine_tune": fine_tune}), encoding="utf-8")
         proc = subprocess.Popen([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
                                 env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         errors = []
@@ -170,7 +169,7 @@ def sentence_embeddings(sentences: Sequence[str], *, fine_tune: dict | None = No
                                f"{stderr[-2000:]}")
         embeddings = np.load(out, allow_pickle=False)
     if fine_tune is not None and report is not None:
-        report.update(json.loads(stdout.strip().splitlines()[-1]), train_dialogues=fine_tune["train_dialogues"])
+        report.update(json.loads(stdout.strip().splitlines()[-1]))
     if embeddings.ndim != 2 or len(embeddings) != len(sentences):
         raise RuntimeError(f"the sentence-transformer worker returned an array of shape {embeddings.shape} for "
                            f"{len(sentences)} sentences")

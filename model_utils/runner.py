@@ -9,6 +9,7 @@ Protocol, for every experiment alike:
 """
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,34 +118,52 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
     if not seeds:
         raise ValueError(f"{exp.name}: no seeds to run")
     _check_out(out, overwrite)
-    result = None
+    splits = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
+    result, config = _empty_result(exp, data, splits[2]), _config(exp, epochs, train_overrides)
     for i, seed in enumerate(seeds):
-        one = run_seed(exp, data, seed, epochs=epochs, scheme=scheme, out=out, overwrite=overwrite,
-                       verbose=verbose, split_seed=split_seed, progress=f"{i + 1}/{len(seeds)}", **train_overrides)
-        result = one if result is None else result.merge(one)
-    if out is not None and result is not None:
+        result.seeds.append(_train_seed(exp, splits, seed, config, result.data, out=out, overwrite=overwrite,
+                                        verbose=verbose, progress=f"{i + 1}/{len(seeds)}"))
+    if out is not None:
         write_json(out / SUMMARY, result.summary(), overwrite=overwrite)
     return result
 
 
 def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *, epochs: int | None = None,
              scheme: str = DEFAULT_SCHEME, out: Path | None = None, overwrite: bool = False, verbose: int = 1,
-             split_seed: int = 0, progress: str = "", **train_overrides) -> RunResult:
-    """One seed of :func:`run_experiment`: a RunResult with that seed only; writes ``out/seed_<seed>/`` (not the
-    summary) if ``out`` is given."""
+             split_seed: int = 0, **train_overrides) -> RunResult:
+    """One seed of :func:`run_experiment` (a job of :func:`run_many`): a RunResult with that seed only; writes
+    ``out/seed_<seed>/`` (not the summary) if ``out`` is given."""
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    splits = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
+    result = _empty_result(exp, data, splits[2])
+    result.seeds.append(_train_seed(exp, splits, seed, _config(exp, epochs, train_overrides), result.data,
+                                    out=out, overwrite=overwrite, verbose=verbose))
+    return result
+
+
+def _config(exp: Experiment, epochs: int | None, overrides: dict):
+    from .training import TrainConfig
+
+    return TrainConfig(**{**exp.train, **overrides, **({"epochs": epochs} if epochs else {})})
+
+
+def _empty_result(exp: Experiment, data: str | ERCDataset, test: ERCDataset) -> RunResult:
+    source = data.source if isinstance(data, ERCDataset) else str(data)
+    return RunResult(exp, {"path": source, "synthetic": bool(test.synthetic), "label_scheme": test.scheme.name},
+                     test.class_names, test)
+
+
+def _train_seed(exp: Experiment, splits: tuple[ERCDataset, ERCDataset, ERCDataset], seed: int, config,
+                data: dict, *, out: Path | None, overwrite: bool, verbose: int, progress: str = "") -> SeedResult:
+    """Seed everything, build, fit with selection on validation, score the test split once."""
     import keras
 
     from . import training
     from .architectures import build_model
 
-    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
-    train, valid, test = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
-    config = training.TrainConfig(**{**exp.train, **train_overrides, **({"epochs": epochs} if epochs else {})})
-    source = data.source if isinstance(data, ERCDataset) else str(data)
-    result = RunResult(exp, {"path": source, "synthetic": bool(test.synthetic), "label_scheme": test.scheme.name},
-                       test.class_names, test)
+    train, valid, test = splits
     _log(verbose, f"[{exp.name}] seed {seed}{f' ({progress})' if progress else ''} on "
-                  f"{'SYNTHETIC data' if test.synthetic else source}")
+                  f"{'SYNTHETIC data' if data['synthetic'] else data['path']}")
     keras.backend.clear_session()  # free the previous model's graph: many runs share one process
     training.set_seed(seed)
     model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
@@ -153,12 +172,11 @@ def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *,
     probs = training.predict(model, test, exp.modalities)
     pred = np.where(test.mask, probs.argmax(-1), -1)
     scores = metrics.evaluate(test.labels, pred, test.mask, test.class_names)
-    result.seeds.append(SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run,
-                                   fitted.seconds, pred))
+    result = SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds, pred)
     _log(verbose, f"[{exp.name}] seed {seed}: test accuracy {scores['accuracy']:.4f}, macro-F1 "
                   f"{scores['macro_f1']:.4f} (best epoch {fitted.best_epoch}, {fitted.seconds:.1f} s)")
     if out is not None:
-        _write_seed(Path(out) / f"seed_{seed}", model, result.seeds[-1], test, overwrite)
+        _write_seed(Path(out) / f"seed_{seed}", model, result, test, overwrite)
     return result
 
 
@@ -234,9 +252,7 @@ def run_many(names: Iterable[str], data: str | ERCDataset = "synthetic", *, out_
             name = futures[future]
             parts[name].append(future.result())
             if len(parts[name]) == len(seeds):
-                run = parts[name][0]
-                for more in parts[name][1:]:
-                    run = run.merge(more)
+                run = functools.reduce(RunResult.merge, parts[name])
                 if outs[name] is not None:
                     write_json(outs[name] / SUMMARY, run.summary(), overwrite=overwrite)
                 finished(name, run)

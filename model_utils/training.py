@@ -143,18 +143,18 @@ def _training_batches(model: keras.Model, train: ERCDataset, modalities: tuple[s
     return batches, weights
 
 
-class LengthBatches(keras.utils.PyDataset):
+class LengthBatches:
     """Batches of dialogues of similar length, each cut to its own longest dialogue.
 
     Every architecture's outputs at real positions are independent of how much padding follows (the padding
     invariance the tests check), so trimming is exact, and it halves the work on IEMOCAP-like data (mean length
     49 of 110). With ``shuffle`` the dialogues are sorted by length plus noise, cut into batches, and the batch
-    order is shuffled, anew every epoch, from numpy's seeded global generator.
+    order is shuffled, anew every epoch, from numpy's seeded global generator. ``fit`` reads them through
+    :meth:`as_dataset`; ``predict`` indexes them directly.
     """
 
     def __init__(self, inputs: dict, lengths: np.ndarray, batch_size: int, *, targets=None, sample_weight=None,
                  shuffle: bool = False, trim: bool = True, multiple: int = 8):
-        super().__init__()
         self.inputs, self.targets, self.sample_weight = inputs, targets, sample_weight
         self.lengths, self.batch_size, self.shuffle, self.multiple = lengths, batch_size, shuffle, multiple
         self.max_len = int(next(iter(inputs.values())).shape[1])
@@ -193,7 +193,7 @@ class LengthBatches(keras.utils.PyDataset):
     def as_dataset(self):
         """A ``tf.data`` pipeline over these batches whose signature leaves batch size and length open.
 
-        Given a ``PyDataset``, Keras infers the signature from its first two batches; when both have the same
+        Given a ``keras.utils.PyDataset``, Keras infers the signature from its first two batches; when both have the same
         trimmed length, a later batch of another length fails. Each pass yields ``self[0]``, ``self[1]``, …;
         every pass after the first starts with :meth:`on_epoch_end`, i.e. a new order when shuffling.
         """

@@ -6,11 +6,9 @@ Each command lives in ``mser/commands/`` and imports heavy libraries (TensorFlow
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"  # pinned, as in model_utils: numbers must not depend on the shell
+import model_utils  # noqa: F401  (pins TensorFlow's environment before any command imports it)
 
 
 def build_parser() -> argparse.ArgumentParser:

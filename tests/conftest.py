@@ -1,8 +1,5 @@
-import os
-
 # Before anything imports TensorFlow: quiet logs and pinned oneDNN so numbers do not drift between runs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"  # the value model_utils pins
+import model_utils  # noqa: F401  (pins TensorFlow's environment)
 
 from pathlib import Path  # noqa: E402
 

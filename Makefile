@@ -38,5 +38,4 @@ reproduce: setup
 	$(BIN)/mser reproduce $(if $(QUICK),--quick,)
 
 bench: setup
-	$(BIN)/mser bench multimodal-seed
-	$(BIN)/mser bench multimodal
+	$(BIN)/mser bench multimodal-seed multimodal --repeats 3

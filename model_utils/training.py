@@ -301,8 +301,9 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
 
 
 def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str], config: TrainConfig,
-                 epochs: int) -> None:
-    """``epochs`` plain epochs on ``train``: no validation, no selection. For benchmarks (``mser bench``) only.
+                 epochs: int) -> list[float]:
+    """``epochs`` plain epochs on ``train``: no validation, no selection; returns each epoch's wall seconds.
+    For benchmarks (``mser bench``) only.
 
     Compiles the model first unless it already is (e.g. by :func:`fit`, whose optimizer state is then kept).
     """
@@ -310,7 +311,21 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
     if not model.compiled:
         compile_model(model, config)
     batches, _ = _training_batches(model, train, tuple(modalities), config)
-    model.fit(batches.as_dataset(), epochs=epochs, shuffle=False, verbose=0)
+    timer = _EpochTimer()
+    model.fit(batches.as_dataset(), epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 # ------------------------------------------------------------------------------------------------ inference

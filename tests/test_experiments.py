@@ -142,3 +142,47 @@ def test_parallel_workers_give_the_same_numbers_as_one_process():
     for n in names:
         assert parallel[n].seeds[0].metrics == serial[n].seeds[0].metrics
         np.testing.assert_array_equal(parallel[n].seeds[0].predictions, serial[n].seeds[0].predictions)
+
+
+# ------------------------------------------------------------------------------------------------ mser bench
+
+def test_bench_reports_the_median_epoch_of_the_training_split():
+    from model_utils.bench import bench
+
+    result = bench("text-bilstm", SMALL, epochs=3)
+    train, _, _ = prepare_data(get_experiment("text-bilstm"), SMALL)
+    assert result["data"] == "SYNTHETIC (not IEMOCAP)"
+    assert result["train_utterances"] == int(train.present.sum()) and result["train_dialogues"] == len(train)
+    assert len(result["epoch_seconds"]) == 3 and all(t > 0 for t in result["epoch_seconds"])
+    assert result["seconds_per_epoch"] == pytest.approx(np.median(result["epoch_seconds"]), abs=1e-3)
+    assert result["utterances_per_second"] == pytest.approx(
+        result["train_utterances"] / result["seconds_per_epoch"], rel=1e-2)
+    assert result["peak_rss_mb"] > 0 and result["parameters"] > 0
+
+
+def test_bench_compare_alternates_and_keeps_the_median_run(monkeypatch):
+    from model_utils import bench
+
+    speeds = {"a": iter([10.0, 30.0, 20.0]), "b": iter([45.0, 40.0, 90.0])}
+    calls = []
+
+    def fake(name, data, *, scheme, epochs):
+        calls.append(name)
+        return {"experiment": name, "utterances_per_second": next(speeds[name]), "epochs": epochs}
+
+    monkeypatch.setattr(bench, "bench_in_subprocess", fake)
+    result = bench.compare(["a", "b"], repeats=3, epochs=2)
+    assert calls == ["a", "b", "a", "b", "a", "b"]  # alternating, so a busy spell hits both alike
+    a, b = result["runs"]
+    assert (a["utterances_per_second"], b["utterances_per_second"]) == (20.0, 45.0)
+    assert a["repeats_utterances_per_second"] == [10.0, 30.0, 20.0]
+    assert result["speedup_b_over_a"] == 2.25
+    with pytest.raises(ValueError, match="repeats and epochs must be >= 1"):
+        bench.compare(["a"], repeats=0)
+
+
+def test_cli_bench_refuses_an_unknown_experiment_before_measuring():
+    proc = subprocess.run([sys.executable, "-m", "mser.cli", "bench", "multimodal", "multimodl"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and "unknown experiment 'multimodl'" in proc.stderr
+    assert not proc.stdout

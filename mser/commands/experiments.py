@@ -44,7 +44,11 @@ def register(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="training throughput, seconds per epoch and peak memory")
     bench.add_argument("names", nargs="+", help="experiment names; each is measured in its own process")
     _data_args(bench)
-    bench.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch (default 3)")
+    bench.add_argument("--epochs", type=int, default=5,
+                       help="timed epochs after one warm-up epoch; the median epoch counts (default 5)")
+    bench.add_argument("--repeats", type=int, default=1,
+                       help="fresh-process measurements per experiment, alternating between the names; the median "
+                            "one is reported (default 1)")
     bench.set_defaults(func=_bench)
 
 
@@ -100,14 +104,11 @@ def _compare(args) -> int:
 
 @handles_data_errors
 def _bench(args) -> int:
-    from model_utils.bench import bench_in_subprocess
+    from model_utils.bench import compare
+    from model_utils.experiments import get_experiment
 
-    results = [bench_in_subprocess(name, args.data, scheme=args.scheme, epochs=args.epochs) for name in args.names]
-    if len(results) == 2:
-        a, b = results
-        ratio = b["utterances_per_second"] / a["utterances_per_second"]
-        print(json.dumps({"runs": results, f"speedup_{b['experiment']}_over_{a['experiment']}": round(ratio, 2)},
-                         indent=2))
-    else:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    for name in args.names:
+        get_experiment(name)  # an unknown name fails here, before any process starts
+    result = compare(args.names, args.data, scheme=args.scheme, epochs=args.epochs, repeats=args.repeats)
+    print(json.dumps(result["runs"][0] if len(args.names) == 1 else result, indent=2))
     return 0

@@ -30,7 +30,7 @@ import keras
 from keras import layers
 
 from .layers import (
-    ApplyMask, BoolMask, ConvexCombination, CrossModalAttention, MaskedAttention, ModalityDropout,
+    ApplyMask, BoolMask, ConvexCombination, CrossModalAttention, LogLinearPool, MaskedAttention, ModalityDropout,
     SinusoidalPositionEncoding, TimNet, TransformerBlock,
 )
 
@@ -290,19 +290,27 @@ def late_fusion_repr(x: ModelInputs, num_classes: int, *, units: int = 64, hidde
 
 
 @_register("late_fusion_decision")
-def late_fusion_decision(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64):
+def late_fusion_decision(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64,
+                         pooling: str = "linear"):
     """Decision-level late fusion (ours; upstream had none): each modality m gets its own classifier,
-    BiLSTM(64) → Dense(64, relu) → Dense(num_classes, softmax), giving posteriors p_m; the output is their convex
-    combination Σ_m α_m p_m with α = softmax(w), w one learned logit per modality, starting from the plain average
-    (:class:`ConvexCombination`). The modalities meet only through their class posteriors. Trained end to end on
-    the fused output, so the branches are not separately calibrated classifiers; α shows how much each modality
-    is trusted.
+    BiLSTM(64) → Dense(64, relu) → Dense(num_classes, softmax), giving posteriors p_m, and the modalities meet
+    only through them. ``pooling`` combines them:
+
+    - ``'linear'`` (default): the convex combination Σ_m α_m p_m, α = softmax(w), one learned logit per modality,
+      starting from the plain average (:class:`ConvexCombination`); α shows how much each modality is trusted;
+    - ``'log'``: the weighted product softmax(Σ_m w_m log p_m), w_m ≥ 0 starting at 1 (:class:`LogLinearPool`),
+      where agreeing modalities add up instead of averaging out.
+
+    Trained end to end on the fused output, so the branches are not separately calibrated classifiers.
     """
+    if pooling not in ("linear", "log"):
+        raise ValueError(f"late_fusion_decision: pooling must be 'linear' or 'log', got {pooling!r}")
     posteriors = []
     for m, f in x.features.items():
         h = bilstm(f, x.mask, units, name=f"{m}_bilstm")
         posteriors.append(softmax_head(h, num_classes, hidden=hidden, name=f"{m}_classifier"))
-    return ConvexCombination(name="decision_fusion")(posteriors)
+    pool = ConvexCombination if pooling == "linear" else LogLinearPool
+    return pool(name="decision_fusion")(posteriors)
 
 
 @_register("text_bilstm", modalities=("text",))

@@ -14,7 +14,8 @@ the models of ``architectures`` also zero their inputs at padding on entry.
 - :class:`SinusoidalPositionEncoding`: opt-in absolute positions for the Transformers.
 - :class:`MaskedReverse`, :class:`TemporalAwareBlock`, :class:`TimNet`: TIM-Net for sequence labelling with the
   backward stream aligned to the forward one (protocol §5 B1).
-- :class:`ConvexCombination`: a learned convex combination of per-modality posteriors (decision-level fusion).
+- :class:`ConvexCombination` / :class:`LogLinearPool`: a learned average / weighted product of per-modality
+  posteriors (decision-level fusion).
 - :class:`ModalityDropout`: silences a whole modality of a dialogue at random in training (our multimodal model).
 
 No layer here attaches a Keras mask (``_keras_mask``) to its output: masks travel as explicit tensors only.
@@ -22,11 +23,12 @@ No layer here attaches a Keras mask (``_keras_mask``) to its output: masks trave
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 __all__ = [
-    "ApplyMask", "BoolMask", "ConvexCombination", "CrossModalAttention", "MaskedAttention", "MaskedReverse",
-    "ModalityDropout",
+    "ApplyMask", "BoolMask", "ConvexCombination", "CrossModalAttention", "LogLinearPool", "MaskedAttention",
+    "MaskedReverse", "ModalityDropout",
     "SinusoidalPositionEncoding", "TemporalAwareBlock", "TimNet", "TransformerBlock",
     "as_bool_mask", "key_padding_attention_mask", "zero_padding",
 ]
@@ -154,6 +156,35 @@ class ConvexCombination(_ExplicitMaskLayer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
+
+
+@register
+class LogLinearPool(_ExplicitMaskLayer):
+    """``softmax(Σ_m w_m · log p_m)`` over a list of same-shaped posteriors: a weighted product of experts.
+
+    ``w_m = softplus(v_m) ≥ 0`` is learned per input and starts at 1 (the plain product). Unlike an average of
+    distributions, agreeing modalities add up: two posteriors of 0.6 for a class give more than 0.6, and a
+    confident modality can overrule an unsure one. ``w_m → 0`` switches an input off.
+    """
+
+    def __init__(self, epsilon: float = 1e-7, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        one = float(np.log(np.expm1(1.0)))  # softplus⁻¹(1)
+        self.pool_logits = self.add_weight(shape=(len(input_shape),), initializer=keras.initializers.Constant(one),
+                                           name="pool_logits")
+
+    def call(self, inputs):
+        log_p = ops.log(ops.maximum(ops.stack(list(inputs), axis=-1), self.epsilon))
+        return ops.softmax(ops.sum(log_p * ops.softplus(self.pool_logits), axis=-1), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 @register

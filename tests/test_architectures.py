@@ -109,6 +109,27 @@ def test_keras_round_trip(arch, tmp_path):
     np.testing.assert_array_equal(_predict(loaded, data), _clean_prediction(arch))
 
 
+def test_decision_fusion_by_product_is_padding_invariant_and_round_trips(tmp_path):
+    def model(t):
+        keras.utils.set_random_seed(0)
+        return build_model("late_fusion_decision", dims=DIMS, modalities=ALL, num_classes=NUM_CLASSES, max_len=t,
+                           pooling="log")
+
+    short, long = model(T), model(T + 4)
+    long.set_weights(short.get_weights())
+    clean = _predict(short, _inputs("late_fusion_decision"))
+    np.testing.assert_allclose(clean.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(_predict(short, _inputs("late_fusion_decision", garbage=True))[REAL], clean[REAL],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_predict(long, _inputs("late_fusion_decision", t=T + 4))[:, :T][REAL], clean[REAL],
+                               rtol=1e-5, atol=1e-6)
+    short.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(_predict(keras.models.load_model(tmp_path / "m.keras"),
+                                           _inputs("late_fusion_decision")), clean)
+    with pytest.raises(ValueError, match="pooling must be 'linear' or 'log', got 'max'"):
+        build_model("late_fusion_decision", dims=DIMS, modalities=ALL, num_classes=NUM_CLASSES, max_len=T,
+                    pooling="max")
+
 def test_trains_one_step_with_the_utterance_mask_as_sample_weight():
     """The training contract in graph mode: outputs carry no Keras mask, the loss is weighted by ERCDataset.mask.
     TIM-Net (small) exercises the custom pieces that only run in training: masked BatchNorm moments, and gradients

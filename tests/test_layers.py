@@ -8,8 +8,8 @@ import pytest
 from keras import ops
 
 from model_utils.layers import (
-    ApplyMask, ConvexCombination, CrossModalAttention, MaskedAttention, MaskedReverse, SinusoidalPositionEncoding,
-    TemporalAwareBlock, TimNet, TransformerBlock,
+    ApplyMask, ConvexCombination, CrossModalAttention, LogLinearPool, MaskedAttention, MaskedReverse,
+    SinusoidalPositionEncoding, TemporalAwareBlock, TimNet, TransformerBlock,
 )
 
 T, D = 12, 8
@@ -127,6 +127,29 @@ def test_convex_combination_is_a_distribution():
     np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(out, np.mean([_np(q) for q in p], axis=0), rtol=1e-6)  # starts at the average
 
+
+
+def test_log_linear_pool_multiplies_posteriors():
+    p = [keras.ops.softmax(keras.random.normal((2, T, 4), seed=s)) for s in range(3)]
+    out = _np(LogLinearPool()(p))
+    product = np.prod([_np(q) for q in p], axis=0)
+    np.testing.assert_allclose(out, product / product.sum(-1, keepdims=True), rtol=1e-5)  # starts at the product
+    # agreeing modalities add up, where an average would stay at 0.6
+    agree = np.array([[[0.6, 0.2, 0.2]]], np.float32)
+    assert _np(LogLinearPool()([agree, agree]))[0, 0, 0] > 0.7
+    assert _np(ConvexCombination()([agree, agree]))[0, 0, 0] == pytest.approx(0.6)
+
+
+def test_log_linear_pool_round_trips(tmp_path):
+    inputs = [keras.Input((T, 4)) for _ in range(2)]
+    pool = LogLinearPool(name="pool")
+    model = keras.Model(inputs, pool(inputs))
+    pool.pool_logits.assign([2.0, -1.0])  # a trained state, not the initial one
+    data = [_np(keras.ops.softmax(keras.random.normal((3, T, 4), seed=s))) for s in range(2)]
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(_np(loaded(data)), _np(model(data)))
+    assert LogLinearPool.from_config(pool.get_config()).get_config() == pool.get_config()
 
 # ------------------------------------------------------------------------------------------------ TIM-Net alignment
 

@@ -250,10 +250,15 @@ def with_delta(table: pd.DataFrame, reference: str, metric: str = "macro_f1") ->
     return table.assign(**{f"Δ {METRIC_LABELS[metric]} vs {reference}": table[metric] - ref.iloc[0]})
 
 
-def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
+def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1", *, results=None, n_boot: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
     """Every fused run of a :func:`runs_table` against the best unimodal run of its family: the gain, the larger of
     the two runs' std over seeds (a gain smaller than that is not evidence, §5 B8), and whether the fused run beats
-    every unimodal run of its family. Families with no unimodal run are left out."""
+    every unimodal run of its family. Families with no unimodal run are left out.
+
+    Given ``results`` (the RunResults by name), each gain also gets the paired bootstrap over test dialogues of
+    :func:`compare_results`: ``p_value`` and ``significant`` (at 0.05).
+    """
     rows = {}
     for family, runs in table.groupby("family", sort=False):
         fused = runs["modality"].str.contains(r"\+|^all$")
@@ -261,10 +266,15 @@ def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
             continue
         uni = runs[~fused].loc[runs[~fused][metric].idxmax()]
         for _, fus in runs[fused].iterrows():
-            rows[fus["experiment"]] = {
-                "family": family, "fused": fus[metric], "best_unimodal": uni["experiment"], "unimodal": uni[metric],
-                "gain": fus[metric] - uni[metric], "larger_std": max(uni[f"{metric}_std"], fus[f"{metric}_std"]),
-                "beats_every_unimodal": bool(fus[metric] > uni[metric])}
+            row = {"family": family, "fused": fus[metric], "best_unimodal": uni["experiment"],
+                   "unimodal": uni[metric], "gain": fus[metric] - uni[metric],
+                   "larger_std": max(uni[f"{metric}_std"], fus[f"{metric}_std"]),
+                   "beats_every_unimodal": bool(fus[metric] > uni[metric])}
+            if results is not None:
+                test = compare_results(results[uni["experiment"]], results[fus["experiment"]], metric=metric,
+                                       n_boot=n_boot, seed=seed)
+                row.update(p_value=test["p_value"], significant=test["significant"])
+            rows[fus["experiment"]] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("fused_run")
 
 

@@ -139,6 +139,12 @@ def test_best_by_family_and_fusion_gains(runs):
         assert g["fused"] == pytest.approx(runs[name].mean())
         assert g["gain"] == pytest.approx(g["fused"] - g["unimodal"])
         assert g["beats_every_unimodal"] == (runs[name].mean() > runs["early-fusion-text"].mean())
+    assert "p_value" not in gains
+    tested = reporting.fusion_gains(reporting.runs_table(runs), results=runs, n_boot=200)
+    pd.testing.assert_frame_equal(tested.drop(columns=["p_value", "significant"]), gains)
+    direct = reporting.compare_results(runs["early-fusion-text"], runs["early-fusion"], n_boot=200)
+    assert tested.loc["early-fusion", "p_value"] == direct["p_value"]
+    assert tested.loc["early-fusion", "significant"] == direct["significant"]
 
 
 def test_ablation_table_puts_the_reference_first_with_deltas(runs):

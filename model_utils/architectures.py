@@ -1,13 +1,13 @@
-"""Every architecture of the upstream study (``/work/shared/seed/protocol.md`` §2), rebuilt with the Keras 3
+"""Every architecture of the upstream study (``../shared/seed/protocol.md`` §2), rebuilt with the Keras 3
 functional API, plus a true decision-level late fusion.
 
 ``build_model(arch, dims=…, modalities=…, num_classes=…, max_len=…)`` returns a ``keras.Model`` that takes a dict:
 one ``(max_len, dims[m])`` float input per modality (named after it), ``present`` (max_len,) float32 — 1.0 at real
 utterances, 0.0 at padding (``ERCDataset.model_inputs``) — and ``speaker`` (max_len,) int32 only for architectures
-that use it (``multimodal`` and ``text_context``). It returns per-utterance class probabilities (B, max_len, num_classes). Architectures that
-take one sequence concatenate the modalities in the order given (upstream's 712-d "all" input is
-``("audio", "visual", "text")``). ``required_inputs`` names the inputs; ``default_hparams`` lists the
-hyperparameters, whose defaults are the upstream values.
+that use it (``multimodal`` and ``text_context``). It returns per-utterance class probabilities
+(B, max_len, num_classes). Architectures that take one sequence concatenate the modalities in the order given
+(upstream's 712-d "all" input is ``("audio", "visual", "text")``). ``required_inputs`` names the inputs;
+``default_hparams`` lists the hyperparameters, whose defaults are the upstream values.
 
 Deviations from upstream shared by every architecture (each builder's docstring lists its own):
 
@@ -326,9 +326,10 @@ def text_bilstm(x: ModelInputs, num_classes: int, *, units: int = 64, dropout: f
 def multimodal_seed(x: ModelInputs, num_classes: int, *, d_model: int = 128, num_heads: int = 8, units: int = 64,
                     conv_filters: int = 128, conv_kernels: Sequence[int] = (8, 3), visual_heads: int = 8,
                     visual_key_dim: int = 64):
-    """§2.3 NB3 final MultimodalModel (d_model 128, 8 heads): text BiLSTM×2 → Dense(128); audio Conv1D(128, k8) →
-    Conv1D(128, k3) → Dense(128); visual MHA(8, key_dim 64) → same convs → Dense(128); text→audio and text→visual
-    CrossModalAttention (8 heads, key_dim 16); Concatenate → Dense(num_classes, softmax). No dropout.
+    """§2.3 NB3 final MultimodalModel (d_model 128, 8 heads): text BiLSTM×2 → Dense(128); audio
+    Conv1D(128, k8) → Conv1D(128, k3) → Dense(128); visual MHA(8, key_dim 64) → same convs → Dense(128);
+    text→audio and text→visual CrossModalAttention (8 heads, key_dim 16); Concatenate → Dense(num_classes,
+    softmax). No dropout.
 
     Deviations (fixes, §5 B11): padded keys are masked in both cross-attentions, and padded steps are zeroed
     before every convolution (upstream lost the mask at the convolutions, so text queries attended to padding and

@@ -21,7 +21,7 @@ import numpy as np
 from data_utils.labels import DEFAULT_SCHEME
 
 
-def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, epochs: int = 3,
+def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, epochs: int = 5,
           seed: int = 0) -> dict:
     """Measure ``name`` in this process."""
     from . import training
@@ -55,7 +55,8 @@ def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, e
     }
 
 
-def bench_in_subprocess(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, epochs: int = 3) -> dict:
+def bench_in_subprocess(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME,
+                        epochs: int = 5) -> dict:
     """Measure ``name`` in a fresh Python process, so peak memory is its own."""
     code = ("import json, sys; from model_utils.bench import bench; "
             "print(json.dumps(bench(sys.argv[1], sys.argv[2], scheme=sys.argv[3], epochs=int(sys.argv[4]))))")

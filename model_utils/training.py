@@ -193,8 +193,8 @@ class LengthBatches:
     def as_dataset(self):
         """A ``tf.data`` pipeline over these batches whose signature leaves batch size and length open.
 
-        Given a ``keras.utils.PyDataset``, Keras infers the signature from its first two batches; when both have the same
-        trimmed length, a later batch of another length fails. Each pass yields ``self[0]``, ``self[1]``, …;
+        Given a ``keras.utils.PyDataset``, Keras infers the signature from its first two batches; when both have the
+        same trimmed length, a later batch of another length fails. Each pass yields ``self[0]``, ``self[1]``, …;
         every pass after the first starts with :meth:`on_epoch_end`, i.e. a new order when shuffling.
         """
         import tensorflow as tf  # the suite runs on Keras' TensorFlow backend

@@ -32,8 +32,10 @@ def resolve_data(data: str | None, *, try_download: bool = True) -> str:
         _say("The real IEMOCAP pickle is not in dataset/iemocap/raw/; trying to download it …")
         try:
             return str(download(real, timeout=30).resolve())
-        except (DownloadError, OSError) as e:
-            _say(f"Download failed ({str(e).splitlines()[0]}).")
+        except DownloadError as e:
+            _say("Download failed: " + "; ".join(f"{url}: {reason}" for url, reason in e.failures))
+        except OSError as e:
+            _say(f"Download failed: {e}")
     _say("Using the built-in SYNTHETIC data: the reports will say so on every page.")
     return "synthetic"
 

@@ -268,3 +268,19 @@ def test_cli_wrong_existing_file_exit_1(server, dest, capsys, monkeypatch):
     assert "wrong git blob SHA-1" in capsys.readouterr().err
     assert _run_cli(["--dest", str(dest), "--url", f"{server}/good.pkl", "--quiet", "--force"]) == 0
     assert dest.read_bytes() == GOOD
+
+
+def test_reproduce_falls_back_to_synthetic_and_says_why_each_url_failed(tmp_path, monkeypatch, capsys):
+    import mser.reproduce as reproduce
+
+    def refuse(dest, timeout):
+        raise DownloadError("could not download it; every URL failed:\n  - …",
+                            [("https://a.example/x.pkl", "HTTP 404"), ("https://b.example/x.pkl", "timed out")])
+
+    monkeypatch.setattr(reproduce, "REPO", tmp_path)
+    monkeypatch.setattr(reproduce, "download", refuse)
+    assert reproduce.resolve_data(None) == "synthetic"
+    said = capsys.readouterr().err
+    assert "https://a.example/x.pkl: HTTP 404; https://b.example/x.pkl: timed out" in said
+    assert "SYNTHETIC" in said
+    assert reproduce.resolve_data(None, try_download=False) == "synthetic"

@@ -191,27 +191,28 @@ class LengthBatches:
             self.batches = self._make_batches()
 
     def as_dataset(self):
-        """A ``tf.data`` pipeline over these batches whose signature leaves batch size and length open.
+        """An endless ``tf.data`` pipeline over these batches whose signature leaves batch size and length open.
 
-        Given a ``keras.utils.PyDataset``, Keras infers the signature from its first two batches; when both have the
-        same trimmed length, a later batch of another length fails. Each pass yields ``self[0]``, ``self[1]``, …;
-        every pass after the first starts with :meth:`on_epoch_end`, i.e. a new order when shuffling.
+        It yields ``self[0]``, ``self[1]``, … and then starts the next pass with :meth:`on_epoch_end` (a new order
+        when shuffling). Give ``fit`` ``steps_per_epoch=len(self)``: Keras then keeps one iterator for the whole
+        run, where a finite dataset costs a new iterator, and sometimes 0.4 s, at the start of every epoch.
+        Given a ``keras.utils.PyDataset`` instead, Keras would infer the signature from its first two batches; when
+        both have the same trimmed length, a later batch of another length fails.
         """
         import tensorflow as tf  # the suite runs on Keras' TensorFlow backend
 
         def spec(a: np.ndarray):
             return tf.TensorSpec((None, None) + a.shape[2:], tf.as_dtype(a.dtype))
 
-        passes = itertools.count()
-
         def generate():
-            if next(passes):
-                self.on_epoch_end()
-            for i in range(len(self)):
-                yield self[i]
+            for pass_ in itertools.count():
+                if pass_:
+                    self.on_epoch_end()
+                for i in range(len(self)):
+                    yield self[i]
 
         dataset = tf.data.Dataset.from_generator(generate, output_signature=keras.tree.map_structure(spec, self[0]))
-        return dataset.apply(tf.data.experimental.assert_cardinality(len(self)))
+        return dataset.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
 
 
 def trims(model: keras.Model) -> bool:
@@ -285,7 +286,8 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     batches, weights = _training_batches(model, train, modalities, config)
     selection = _Selection(model, valid, modalities, make_loss(config), config, verbose)
     start = time.perf_counter()
-    model.fit(batches.as_dataset(), epochs=config.epochs, callbacks=[selection], shuffle=False, verbose=0)
+    model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=config.epochs, callbacks=[selection],
+              shuffle=False, verbose=0)
     epochs_run = len(selection.history)
     return TrainResult(
         history=selection.history,
@@ -312,7 +314,8 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
         compile_model(model, config)
     batches, _ = _training_batches(model, train, tuple(modalities), config)
     timer = _EpochTimer()
-    model.fit(batches.as_dataset(), epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
+    model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, shuffle=False, verbose=0,
+              callbacks=[timer])
     return timer.seconds
 
 

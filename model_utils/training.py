@@ -286,8 +286,7 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     batches, weights = _training_batches(model, train, modalities, config)
     selection = _Selection(model, valid, modalities, make_loss(config), config, verbose)
     start = time.perf_counter()
-    model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=config.epochs, callbacks=[selection],
-              shuffle=False, verbose=0)
+    _fit_passes(model, batches, config.epochs, selection)
     epochs_run = len(selection.history)
     return TrainResult(
         history=selection.history,
@@ -314,9 +313,14 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
         compile_model(model, config)
     batches, _ = _training_batches(model, train, tuple(modalities), config)
     timer = _EpochTimer()
-    model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, shuffle=False, verbose=0,
-              callbacks=[timer])
+    _fit_passes(model, batches, epochs, timer)
     return timer.seconds
+
+
+def _fit_passes(model: keras.Model, batches: LengthBatches, epochs: int, callback: keras.callbacks.Callback) -> None:
+    """``model.fit`` over ``epochs`` passes of ``batches``: one epoch is one pass of the endless stream."""
+    model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, callbacks=[callback],
+              shuffle=False, verbose=0)
 
 
 class _EpochTimer(keras.callbacks.Callback):

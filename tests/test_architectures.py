@@ -130,6 +130,7 @@ def test_decision_fusion_by_product_is_padding_invariant_and_round_trips(tmp_pat
         build_model("late_fusion_decision", dims=DIMS, modalities=ALL, num_classes=NUM_CLASSES, max_len=T,
                     pooling="max")
 
+
 def test_trains_one_step_with_the_utterance_mask_as_sample_weight():
     """The training contract in graph mode: outputs carry no Keras mask, the loss is weighted by ERCDataset.mask.
     TIM-Net (small) exercises the custom pieces that only run in training: masked BatchNorm moments, and gradients

@@ -128,7 +128,6 @@ def test_convex_combination_is_a_distribution():
     np.testing.assert_allclose(out, np.mean([_np(q) for q in p], axis=0), rtol=1e-6)  # starts at the average
 
 
-
 def test_log_linear_pool_multiplies_posteriors():
     p = [keras.ops.softmax(keras.random.normal((2, T, 4), seed=s)) for s in range(3)]
     out = _np(LogLinearPool()(p))
@@ -150,6 +149,7 @@ def test_log_linear_pool_round_trips(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(_np(loaded(data)), _np(model(data)))
     assert LogLinearPool.from_config(pool.get_config()).get_config() == pool.get_config()
+
 
 # ------------------------------------------------------------------------------------------------ TIM-Net alignment
 

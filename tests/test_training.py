@@ -196,6 +196,8 @@ def test_fit_accepts_any_batch_length_whatever_the_first_batches_are(ds):
 
 
 def test_training_batches_are_reshuffled_every_epoch(ds):
+    import tensorflow as tf
+
     from model_utils.training import LengthBatches
 
     np.random.seed(0)
@@ -205,3 +207,4 @@ def test_training_batches_are_reshuffled_every_epoch(ds):
     orders = [stream[i * len(ds):(i + 1) * len(ds)] for i in range(3)]  # one pass per epoch, endlessly
     assert all(sorted(o) == sorted(set(orders[0])) for o in orders)  # every dialogue, once per pass
     assert orders[0] != orders[1] != orders[2]
+    assert int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)

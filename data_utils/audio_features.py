@@ -167,6 +167,7 @@ def add_audio_features(base: Corpus, audio_dir, *, feature_set: str = "egemaps")
         synthetic=base.synthetic,
         description="; ".join(s for s in (base.description, note) if s),
         modalities=tuple(m for m in MODALITIES if m in base.modalities or m == "audio"),
+        sessions=dict(base.sessions),
     )
 
 

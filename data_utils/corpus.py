@@ -6,13 +6,18 @@ dialogue ids. Labels are indices into ``IEMOCAP6`` (hap, sad, neu, ang, exc, fru
 
 Files this suite writes (synthetic data, features built from your transcripts or audio) add a tenth element, a
 dict of extras: ``validVid`` (held-out part of ``trainVid``), ``label_names`` (what the label indices mean),
-``synthetic`` and ``description``. A modality dict left empty means the modality is absent.
+``sessions`` (dialogue id -> recording session, for corpora whose ids do not say it), ``synthetic`` and
+``description``. A modality dict left empty means the modality is absent.
+
+Sessions (for leave-one-session-out cross-validation): ``extras.sessions`` where given, else IEMOCAP's ``SesNN``
+prefix of the dialogue id (``Ses01F_impro01`` -> ``Ses01``), else none.
 
 Everything is validated on load, and every error names the file, the dialogue and the field.
 """
 from __future__ import annotations
 
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -29,6 +34,13 @@ FIELDS = ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio",
 MODALITY_FIELD = {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"}
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1
+_SESSION_PREFIX = re.compile(r"^Ses(\d+)")
+
+
+def session_from_id(dialogue_id: str) -> str:
+    """IEMOCAP's session of a dialogue id (``Ses05M_script01_1`` -> ``Ses05``), or '' when the id has none."""
+    match = _SESSION_PREFIX.match(dialogue_id)
+    return f"Ses{int(match.group(1)):02d}" if match else ""
 
 
 class DataFormatError(ValueError):
@@ -68,9 +80,18 @@ class Corpus:
     source: str = ""
     description: str = ""
     modalities: tuple[str, ...] = field(default=MODALITIES)
+    sessions: Mapping[str, str] = field(default_factory=dict)  # explicit sessions; see session()
 
     def __post_init__(self):
         _check_splits(self.source or "<corpus>", set(self.dialogues), self.splits)
+        stray = sorted(set(self.sessions) - set(self.dialogues))
+        if stray:
+            raise DataFormatError(self.source or "<corpus>", "has a session but is no dialogue of the corpus",
+                                  dialogue=stray[0], field="extras.sessions")
+
+    def session(self, dialogue_id: str) -> str:
+        """The recording session of a dialogue: the explicit one, else the id's ``SesNN`` prefix, else ''."""
+        return self.sessions.get(dialogue_id) or session_from_id(dialogue_id)
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -157,6 +178,16 @@ def corpus_from_tuple(obj, *, source: str) -> Corpus:
     if unassigned:
         raise DataFormatError(source, "is in neither trainVid nor testVid", dialogue=unassigned[0],
                               field="trainVid")
+    sessions = extras.get("sessions", {})
+    if not isinstance(sessions, dict):
+        raise DataFormatError(source, f"must be a dict of dialogue id -> session, got {type(sessions).__name__}",
+                              field="extras.sessions")
+    for did, session in sessions.items():
+        if did not in ids:
+            raise DataFormatError(source, "is not in videoIDs", dialogue=str(did), field="extras.sessions")
+        if not isinstance(session, str) or not session:
+            raise DataFormatError(source, f"session must be a non-empty string, got {session!r}", dialogue=did,
+                                  field="extras.sessions")
     valid = set(splits["valid"])
     return Corpus(
         dialogues=dialogues,
@@ -167,6 +198,7 @@ def corpus_from_tuple(obj, *, source: str) -> Corpus:
         source=source,
         description=str(extras.get("description", "")),
         modalities=tuple(present),
+        sessions=dict(sessions),
     )
 
 
@@ -270,6 +302,8 @@ def corpus_to_tuple(corpus: Corpus) -> tuple:
         "synthetic": bool(corpus.synthetic),
         "description": corpus.description,
     }
+    if corpus.sessions:
+        extras["sessions"] = dict(corpus.sessions)
     return (
         {k: list(v.utterance_ids) for k, v in d.items()},
         {k: list(v.speakers) for k, v in d.items()},

@@ -7,7 +7,10 @@ arrays under a label scheme:
 - ``present``: (N, T) bool, a real utterance (what models attend over);
 - ``mask``: (N, T) bool, a real utterance whose label the scheme scores (what the loss and metrics count);
 - ``labels``: (N, T) int32 class index, -1 wherever ``mask`` is False;
-- ``speakers``: (N, T) int32 index into ``speaker_names``, -1 at padding.
+- ``speakers``: (N, T) int32 index into ``speaker_names``, -1 at padding;
+- ``parties``: (N, T) int32 index of the speaker within its own dialogue (first to speak = 0, next new speaker = 1,
+  ...; DialogueRNN's parties), -1 at padding;
+- ``sessions``: per dialogue, its recording session (IEMOCAP's ``Ses01`` … ``Ses05``), or '' where unknown.
 
 T is the longest dialogue. There is no padding class: padding is ``present``'s job.
 """
@@ -34,6 +37,7 @@ class ERCDataset:
     mask: np.ndarray
     labels: np.ndarray
     speakers: np.ndarray
+    parties: np.ndarray
     speaker_names: tuple[str, ...]
     utterance_ids: tuple[tuple[str, ...], ...]
     sentences: tuple[tuple[str, ...], ...]
@@ -41,6 +45,7 @@ class ERCDataset:
     scheme: LabelScheme
     source: str
     synthetic: bool
+    sessions: tuple[str, ...]
     standardized: bool = False
 
     # -- shape facts -------------------------------------------------------------------------------------
@@ -68,6 +73,15 @@ class ERCDataset:
     def lengths(self) -> np.ndarray:
         return self.present.sum(axis=1).astype(np.int32)
 
+    @property
+    def num_parties(self) -> int:
+        """The most distinct speakers any one dialogue has (0 for an empty dataset)."""
+        return int(self.parties.max()) + 1 if self.parties.size else 0
+
+    def session_ids(self) -> tuple[str, ...]:
+        """The distinct known sessions, sorted."""
+        return tuple(sorted({s for s in self.sessions if s}))
+
     def __len__(self) -> int:
         return len(self.dialogue_ids)
 
@@ -93,14 +107,16 @@ class ERCDataset:
             dialogue_ids=tuple(self.dialogue_ids[i] for i in rows),
             features={m: a[rows] for m, a in self.features.items()},
             present=self.present[rows], mask=self.mask[rows], labels=self.labels[rows],
-            speakers=self.speakers[rows],
+            speakers=self.speakers[rows], parties=self.parties[rows],
+            sessions=tuple(self.sessions[i] for i in rows),
             utterance_ids=tuple(self.utterance_ids[i] for i in rows),
             sentences=tuple(self.sentences[i] for i in rows),
             splits={s: tuple(d for d in ids_ if d in keep) for s, ids_ in self.splits.items()},
         )
 
     def model_inputs(self, modalities: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """The arrays a model in ``model_utils`` takes: one per modality, plus ``present`` and ``speaker``."""
+        """The arrays a model in ``model_utils`` takes: one per modality, plus ``present`` (float32), ``speaker``
+        and ``party`` (int32, 0 at padding)."""
         modalities = tuple(self.modalities if modalities is None else modalities)
         missing = [m for m in modalities if m not in self.features]
         if missing:
@@ -111,6 +127,7 @@ class ERCDataset:
         inputs = {m: self.features[m] for m in modalities}
         inputs["present"] = self.present.astype(np.float32)
         inputs["speaker"] = np.maximum(self.speakers, 0).astype(np.int32)
+        inputs["party"] = np.maximum(self.parties, 0).astype(np.int32)
         return inputs
 
     # -- description --------------------------------------------------------------------------------------
@@ -142,6 +159,8 @@ class ERCDataset:
             "modalities": self.dims,
             "longest_dialogue": int(self.lengths.max()),
             "speakers": list(self.speaker_names),
+            "most_parties_in_a_dialogue": self.num_parties,
+            "sessions": list(self.session_ids()),
             "standardized": self.standardized,
         }
 
@@ -160,11 +179,13 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
     present = np.zeros((n, t), bool)
     labels = np.full((n, t), -1, np.int32)
     speakers = np.full((n, t), -1, np.int32)
+    parties = np.full((n, t), -1, np.int32)
     for i, d in enumerate(dialogues):
         length = len(d)
         present[i, :length] = True
         labels[i, :length] = scheme.class_index(d.labels, source=f"{corpus.source}: dialogue {d.id!r}")
         speakers[i, :length] = [speaker_index[s] for s in d.speakers]
+        parties[i, :length] = party_indices(d.speakers)
         for m in corpus.modalities:
             features[m][i, :length] = d.features[m]
     return ERCDataset(
@@ -174,6 +195,7 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
         mask=labels >= 0,
         labels=labels,
         speakers=speakers,
+        parties=parties,
         speaker_names=speaker_names,
         utterance_ids=tuple(d.utterance_ids for d in dialogues),
         sentences=tuple(d.sentences for d in dialogues),
@@ -181,7 +203,14 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
         scheme=scheme,
         source=corpus.source,
         synthetic=corpus.synthetic,
+        sessions=tuple(corpus.session(d.id) for d in dialogues),
     )
+
+
+def party_indices(speakers: Sequence[str]) -> list[int]:
+    """Each utterance's party: the order in which its speaker first spoke in the dialogue (0, 1, ...)."""
+    order: dict[str, int] = {}
+    return [order.setdefault(s, len(order)) for s in speakers]
 
 
 def load_corpus(source: str = SYNTHETIC, *, seed: int = 0) -> Corpus:
@@ -232,6 +261,39 @@ def validation_splits(splits: Mapping[str, Sequence[str]], fraction: float = DEF
     splits["valid"] = tuple(d for i, d in enumerate(train) if i in valid)
     splits["train"] = tuple(d for i, d in enumerate(train) if i not in valid)
     return splits
+
+
+def session_folds(ds: ERCDataset, *, within: Sequence[str] = ("train", "valid", "test"),
+                  fraction: float = DEFAULT_VALID_FRACTION, seed: int = 0) -> list[tuple[str, ERCDataset]]:
+    """Leave-one-session-out folds over the dialogues of the splits ``within``: for every session s (in sorted
+    order), the dataset of those dialogues whose ``test`` split is s's dialogues, with ``fraction`` of the other
+    sessions' dialogues (at least one) drawn with ``seed`` as ``valid`` and the rest as ``train``. Every dialogue
+    is held out exactly once, and validation never comes from the held-out session.
+
+    ``within=("train", "valid", "test")`` (the default) scores every utterance of the corpus once;
+    ``("train", "valid")`` cross-validates inside the training dialogues, never touching the test split.
+    Raises ``ValueError`` when a dialogue has no session or there are fewer than 2 sessions.
+    """
+    ids = sorted({d for split in within for d in ds.splits.get(split, ())})
+    if not ids:
+        raise ValueError(f"{ds.source}: no dialogues in splits {tuple(within)}")
+    session = dict(zip(ds.dialogue_ids, ds.sessions))
+    unknown = [d for d in ids if not session[d]]
+    if unknown:
+        raise ValueError(f"{ds.source}: dialogue {unknown[0]!r} (and {len(unknown) - 1} more) has no session; "
+                         "sessions come from IEMOCAP's SesNN id prefix, a 'session' column of a transcripts CSV or "
+                         "the pickle's extras 'sessions'")
+    sessions = sorted({session[d] for d in ids})
+    if len(sessions) < 2:
+        raise ValueError(f"{ds.source}: cross-validation by session needs at least 2 sessions, got {sessions}")
+    pool = ds.subset(ids)
+    folds = []
+    for s in sessions:
+        held_out = tuple(d for d in ids if session[d] == s)
+        rest = {"train": tuple(d for d in ids if session[d] != s), "test": held_out}
+        splits = validation_splits(rest, fraction, seed, source=f"{ds.source} (fold {s})")
+        folds.append((s, dataclasses.replace(pool, splits=splits)))
+    return folds
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,14 @@ def generate_corpus(seed: int = 0, config: SyntheticConfig = SyntheticConfig()) 
             sentences=tuple(f"(synthetic utterance {i} by {s})" for i, s in enumerate(speakers)),
             features=features,
         )
+    # Sessions as in IEMOCAP: the training dialogues in four consecutive blocks (Ses01-Ses04), the test ones Ses05.
+    sessions = {did: f"Ses{1 + (4 * i) // config.n_train:02d}" for i, did in enumerate(ids[:config.n_train])}
+    sessions.update({did: "Ses05" for did in ids[config.n_train:]})
     return Corpus(
         dialogues=dialogues,
         splits={"train": tuple(ids[:config.n_train]), "valid": (), "test": tuple(ids[config.n_train:])},
         label_names=IEMOCAP6, synthetic=True, source=f"synthetic (seed {seed})",
-        description="SYNTHETIC data shaped like IEMOCAP; not IEMOCAP results.",
+        description="SYNTHETIC data shaped like IEMOCAP; not IEMOCAP results.", sessions=sessions,
     )
 
 

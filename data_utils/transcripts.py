@@ -1,7 +1,8 @@
 """Transcripts tables: one CSV row per utterance, read and validated into a text-only ``Corpus``.
 
-Columns: ``dialogue_id, turn, speaker, label, split, text`` and optionally ``utterance_id``; other columns are
-ignored. ``turn`` orders the utterances of a dialogue (0..n-1, rows may come in any order), ``split`` is one of
+Columns: ``dialogue_id, turn, speaker, label, split, text`` and optionally ``utterance_id`` and ``session`` (the
+recording session, for leave-one-session-out cross-validation; without it, IEMOCAP ids give theirs); other
+columns are ignored. ``turn`` orders the utterances of a dialogue (0..n-1, rows may come in any order), ``split`` is one of
 train, valid, test for all rows of a dialogue. Labels that are all IEMOCAP names keep the IEMOCAP label ids
 (``IEMOCAP6``); any other label set becomes its own classes, in sorted order (label scheme ``'native'``).
 
@@ -23,6 +24,8 @@ from .labels import IEMOCAP6
 
 REQUIRED_COLUMNS = ("dialogue_id", "turn", "speaker", "label", "split", "text")
 UTTERANCE_ID = "utterance_id"
+SESSION = "session"
+OPTIONAL_COLUMNS = (UTTERANCE_ID, SESSION)
 NON_BLANK = ("dialogue_id", "speaker", "label", "text")
 
 
@@ -46,6 +49,7 @@ class _Row:
     split: str
     text: str
     utterance_id: str | None
+    session: str | None = None
 
 
 def read_transcripts(path) -> Corpus:
@@ -57,6 +61,7 @@ def read_transcripts(path) -> Corpus:
     rows = _read_rows(path, source)
     by_dialogue = _group_dialogues(rows, source)
     dialogue_split = {did: _dialogue_split(turns, source) for did, turns in by_dialogue.items()}
+    sessions = {did: _dialogue_session(turns, source) for did, turns in by_dialogue.items()}
     utterance_ids = _utterance_ids(by_dialogue, source)
     label_names = _label_names(r.label for r in rows)
     dialogues = {
@@ -66,7 +71,8 @@ def read_transcripts(path) -> Corpus:
         for did, turns in sorted(by_dialogue.items())
     }
     return Corpus(dialogues=dialogues, splits=_splits(dialogue_split, source), label_names=label_names,
-                  source=source, description=f"transcripts from {path.name}", modalities=())
+                  source=source, description=f"transcripts from {path.name}", modalities=(),
+                  sessions={did: s for did, s in sessions.items() if s})
 
 
 # --------------------------------------------------------------------------------------------------- rows
@@ -103,7 +109,7 @@ def _check_header(header: list[str], source: str) -> dict[str, int]:
     if missing:
         raise TranscriptFormatError(source, f"missing column(s) {', '.join(missing)}; the header has "
                                             f"{', '.join(header)}", line=1, field=missing[0])
-    wanted = REQUIRED_COLUMNS + ((UTTERANCE_ID,) if UTTERANCE_ID in header else ())
+    wanted = REQUIRED_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in header)
     for name in wanted:
         if header.count(name) > 1:
             raise TranscriptFormatError(source, "the column appears more than once in the header", line=1,
@@ -117,7 +123,7 @@ def _parse_row(values: dict[str, str], line: int, source: str) -> _Row:
     def err(problem: str, column: str) -> TranscriptFormatError:
         return TranscriptFormatError(source, problem, line=line, dialogue=did, field=column)
 
-    for column in NON_BLANK + ((UTTERANCE_ID,) if UTTERANCE_ID in values else ()):
+    for column in NON_BLANK + tuple(c for c in OPTIONAL_COLUMNS if c in values):
         if not values[column]:
             raise err("must not be blank", column)
     try:
@@ -130,7 +136,7 @@ def _parse_row(values: dict[str, str], line: int, source: str) -> _Row:
         raise err(f"must be one of {', '.join(SPLITS)}, got {values['split']!r}", "split")
     return _Row(line=line, dialogue_id=values["dialogue_id"], turn=turn, speaker=values["speaker"],
                 label=values["label"], split=values["split"], text=values["text"],
-                utterance_id=values.get(UTTERANCE_ID))
+                utterance_id=values.get(UTTERANCE_ID), session=values.get(SESSION))
 
 
 # --------------------------------------------------------------------------------------------------- dialogues
@@ -163,6 +169,17 @@ def _dialogue_split(turns: list[_Row], source: str) -> str:
                         f"{first.line}; all rows of a dialogue must have the same split",
                 line=row.line, dialogue=row.dialogue_id, field="split")
     return first.split
+
+
+def _dialogue_session(turns: list[_Row], source: str) -> str | None:
+    first, *rest = sorted(turns, key=lambda r: r.line)
+    for row in rest:
+        if row.session != first.session:
+            raise TranscriptFormatError(
+                source, f"the dialogue is in more than one session: {row.session!r} here, {first.session!r} on "
+                        f"line {first.line}; all rows of a dialogue must have the same session",
+                line=row.line, dialogue=row.dialogue_id, field=SESSION)
+    return first.session
 
 
 def _splits(dialogue_split: dict[str, str], source: str) -> dict[str, tuple[str, ...]]:

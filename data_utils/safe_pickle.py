@@ -60,7 +60,3 @@ def safe_loads(data: bytes, *, source: str = "<bytes>"):
     """Unpickle ``data`` admitting only numpy arrays and builtin containers."""
     return _RestrictedUnpickler(io.BytesIO(data), source=source).load()
 
-
-def safe_load(path, *, source: str | None = None):
-    with open(path, "rb") as f:
-        return _RestrictedUnpickler(f, source=source or str(path)).load()

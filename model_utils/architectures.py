@@ -3,11 +3,19 @@ functional API, plus a true decision-level late fusion.
 
 ``build_model(arch, dims=…, modalities=…, num_classes=…, max_len=…)`` returns a ``keras.Model`` that takes a dict:
 one ``(max_len, dims[m])`` float input per modality (named after it), ``present`` (max_len,) float32 — 1.0 at real
-utterances, 0.0 at padding (``ERCDataset.model_inputs``) — and ``speaker`` (max_len,) int32 only for architectures
-that use it (``multimodal`` and ``text_context``). It returns per-utterance class probabilities
-(B, max_len, num_classes). Architectures that take one sequence concatenate the modalities in the order given
-(upstream's 712-d "all" input is ``("audio", "visual", "text")``). ``required_inputs`` names the inputs;
-``default_hparams`` lists the hyperparameters, whose defaults are the upstream values.
+utterances, 0.0 at padding (``ERCDataset.model_inputs``) — and, only for architectures that use the speaker
+(``multimodal`` and ``text_context``), an int32 (max_len,) speaker input: ``party`` by default, the speaker's index
+within its dialogue (first to speak = 0, as in DialogueRNN-style models), or ``speaker``, the corpus-wide speaker
+index, with the hyperparameter ``speaker_identity='global'``. Indices beyond ``num_speakers - 1`` share the last
+row, so cost never grows with the number of speaker names and a speaker seen only in test never meets an untrained
+embedding. It returns per-utterance class probabilities (B, max_len, num_classes). Architectures that take one
+sequence concatenate the modalities in the order given (upstream's 712-d "all" input is
+``("audio", "visual", "text")``). ``required_inputs`` names the inputs; ``default_hparams`` lists the
+hyperparameters, whose defaults are the upstream values. :func:`build_for` builds an experiment's model for a
+dataset: the one place the runner, ``mser bench`` and the archive notebook build models.
+
+Your own architecture: a function ``builder(x: ModelInputs, num_classes, *, hparam=default, ...)`` that returns the
+(B, T, num_classes) probabilities, registered with ``@register_architecture("name")``; see notebook 3.
 
 Deviations from upstream shared by every architecture (each builder's docstring lists its own):
 
@@ -16,36 +24,45 @@ Deviations from upstream shared by every architecture (each builder's docstring 
 - The features are zeroed at padded steps on entry (a no-op on ``ERCDataset`` arrays, which are zero-padded).
 - The softmax covers the real classes only: no padding class (protocol §5 B10). With 4 classes the last Dense
   has ``in_dim + 1`` fewer parameters than upstream's 5-way head; ``num_classes=5`` reproduces upstream counts.
-- Outputs carry no Keras mask, in every architecture: the training loop weights the loss and metrics with
-  ``ERCDataset.mask`` itself, so the loss is normalised the same way for every family (protocol §5 B9).
+- Outputs carry no Keras mask, in every architecture (``build_model`` refuses a builder whose output does): the
+  training loop weights the loss and metrics with ``ERCDataset.mask`` itself, so the loss is normalised the same
+  way for every family (protocol §5 B9).
 - Functional models instead of subclassed ones (they save to ``.keras`` and reload with identical predictions).
 """
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import keras
 from keras import layers
 
 from .layers import (
-    ApplyMask, BoolMask, ConvexCombination, CrossModalAttention, LogLinearPool, MaskedAttention, ModalityDropout,
+    ApplyMask, BoolMask, ClipIndex, ConvexCombination, CrossModalAttention, LogLinearPool, MaskedAttention, ModalityDropout,
     SinusoidalPositionEncoding, TimNet, TransformerBlock,
 )
 
-__all__ = ["ARCHITECTURES", "ModelInputs", "build_model", "default_hparams", "required_inputs",
+if TYPE_CHECKING:
+    from data_utils.dataset import ERCDataset
+
+    from .config import Experiment
+
+__all__ = ["ARCHITECTURES", "MAX_PARTIES", "ModelInputs", "build_for", "build_model", "check_modalities",
+           "default_hparams", "register_architecture", "required_inputs", "speaker_rows",
            "bilstm", "conv_stack", "self_attention", "transformer_stack", "softmax_head",
            "seed_text_branch", "seed_audio_branch", "seed_visual_branch", "transformer_audio_branch",
            "seed_fusion"]
 
 ARCHITECTURES: dict[str, Callable[..., Any]] = {}
+SPEAKER_IDENTITIES = ("party", "global")
+MAX_PARTIES = 4  # party rows at most; later parties of a dialogue share the last row
 
 
 @dataclass(frozen=True)
 class ModelInputs:
     """What a builder receives: zero-padded features per modality (in the order given), ``present`` (float),
-    its bool ``mask`` and ``speaker`` (None unless the architecture uses it)."""
+    its bool ``mask`` and ``speaker`` (int, clipped to the embedding's rows; None unless the architecture uses it)."""
 
     features: dict[str, Any]
     present: Any
@@ -58,68 +75,146 @@ class ModelInputs:
         return values[0] if len(values) == 1 else layers.Concatenate(axis=-1, name=name)(values)
 
 
-def _register(name: str, *, modalities: tuple[str, ...] | None = None, speaker: bool = False):
+def register_architecture(name: str, *, modalities: Sequence[str] | None = None, speaker: bool = False):
+    """Decorator: register ``builder(x: ModelInputs, num_classes, *, hparams...)`` as architecture ``name``.
+
+    ``modalities``: the exact modalities it takes (None: any non-empty set). ``speaker``: it reads ``x.speaker``
+    and gets ``num_speakers`` (the rows of a speaker embedding). Its keyword-only parameters are its
+    hyperparameters (their defaults are listed by :func:`default_hparams`; experiments and ``--set`` override them).
+    Registering a name again replaces the earlier builder (a notebook cell run twice), except a built-in one.
+    """
     def decorate(builder):
-        builder.fixed_modalities, builder.uses_speaker = modalities, speaker
+        if not callable(builder):
+            raise TypeError(f"register_architecture({name!r}) decorates a function, got {type(builder).__name__}")
+        previous = ARCHITECTURES.get(name)
+        if previous is not None and previous.__module__ == __name__ and builder.__module__ != __name__:
+            raise ValueError(f"architecture {name!r} is built in; register yours under another name")
+        builder.fixed_modalities = None if modalities is None else tuple(modalities)
+        builder.uses_speaker = bool(speaker)
+        builder.architecture_name = name
         ARCHITECTURES[name] = builder
         return builder
     return decorate
 
 
-def _builder(arch: str):
+def _builder(arch: str | Callable):
+    if callable(arch):
+        if not hasattr(arch, "uses_speaker"):
+            raise ValueError(f"{getattr(arch, '__name__', arch)!r} is not a registered builder; decorate it with "
+                             "@register_architecture('name')")
+        return arch
     try:
         return ARCHITECTURES[arch]
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}") from None
 
 
-def _check_modalities(arch: str, modalities: Sequence[str]) -> tuple[str, ...]:
+def _name(arch: str | Callable) -> str:
+    return arch if isinstance(arch, str) else arch.architecture_name
+
+
+def check_modalities(arch: str | Callable, modalities: Sequence[str]) -> tuple[str, ...]:
+    """``modalities`` as a tuple if ``arch`` takes them; ``ValueError`` otherwise."""
     modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     if not modalities or len(set(modalities)) != len(modalities):
-        raise ValueError(f"{arch}: modalities must be distinct and non-empty, got {modalities}")
+        raise ValueError(f"{_name(arch)}: modalities must be distinct and non-empty, got {modalities}")
     fixed = _builder(arch).fixed_modalities
     if fixed is not None and set(modalities) != set(fixed):
-        raise ValueError(f"{arch} takes exactly the modalities {fixed}, got {modalities}")
+        raise ValueError(f"{_name(arch)} takes exactly the modalities {fixed}, got {modalities}")
     return modalities
 
 
-def required_inputs(arch: str, modalities: Sequence[str]) -> tuple[str, ...]:
-    """The input names ``build_model(arch, modalities=…)`` expects, e.g. ``('text', 'present')``."""
-    modalities = _check_modalities(arch, modalities)
-    return (*modalities, "present") + (("speaker",) if _builder(arch).uses_speaker else ())
+def required_inputs(arch: str | Callable, modalities: Sequence[str], speaker_identity: str = "party"
+                    ) -> tuple[str, ...]:
+    """The input names ``build_model(arch, modalities=…)`` expects, e.g. ``('text', 'present')`` or
+    ``('text', 'present', 'party')``."""
+    modalities = check_modalities(arch, modalities)
+    speaker = (_speaker_input(speaker_identity),) if _builder(arch).uses_speaker else ()
+    return (*modalities, "present") + speaker
 
 
-def default_hparams(arch: str) -> dict[str, Any]:
-    """The hyperparameters of ``arch`` with their defaults (the upstream values)."""
-    params = inspect.signature(_builder(arch)).parameters.values()
-    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "num_speakers"}
-
-
-def build_model(arch: str, *, dims: Mapping[str, int], modalities: Sequence[str], num_classes: int, max_len: int,
-                num_speakers: int = 2, **hparams) -> keras.Model:
-    """Build architecture ``arch`` (a key of ``ARCHITECTURES``); ``hparams`` override ``default_hparams(arch)``."""
+def default_hparams(arch: str | Callable) -> dict[str, Any]:
+    """The hyperparameters of ``arch`` with their defaults (the upstream values). Architectures that use the speaker
+    also take ``speaker_identity`` ('party', the default, or 'global')."""
     builder = _builder(arch)
-    modalities = _check_modalities(arch, modalities)
+    params = inspect.signature(builder).parameters.values()
+    hparams = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "num_speakers"}
+    if builder.uses_speaker:
+        hparams["speaker_identity"] = "party"
+    return hparams
+
+
+def _speaker_input(identity: str) -> str:
+    if identity not in SPEAKER_IDENTITIES:
+        raise ValueError(f"speaker_identity must be one of {SPEAKER_IDENTITIES}, got {identity!r}")
+    return "party" if identity == "party" else "speaker"
+
+
+def build_model(arch: str | Callable, *, dims: Mapping[str, int], modalities: Sequence[str], num_classes: int,
+                max_len: int | None, num_speakers: int = 2, **hparams) -> keras.Model:
+    """Build architecture ``arch`` (a key of ``ARCHITECTURES``, or a registered builder); ``hparams`` override
+    ``default_hparams(arch)``. ``num_speakers``: rows of the speaker embedding (party or speaker indices beyond it
+    share the last row). ``max_len=None`` takes dialogues of any length.
+
+    Raises ``ValueError`` for an unknown architecture or hyperparameter, modalities the architecture does not take,
+    a missing width, fewer than 2 classes, or a builder whose output carries a Keras mask.
+    """
+    builder = _builder(arch)
+    name = _name(arch)
+    modalities = check_modalities(arch, modalities)
     missing = [m for m in modalities if m not in dims]
     if missing:
-        raise ValueError(f"{arch}: no width given in dims for {missing}")
-    unknown = set(hparams) - set(default_hparams(arch))
+        raise ValueError(f"{name}: no width given in dims for {missing}")
+    known = default_hparams(arch)
+    unknown = set(hparams) - set(known)
     if unknown:
-        raise ValueError(f"{arch}: unknown hyperparameters {sorted(unknown)}; known: {sorted(default_hparams(arch))}")
+        raise ValueError(f"{name}: unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
     if num_classes < 2:
-        raise ValueError(f"{arch}: need at least 2 classes, got {num_classes}")
+        raise ValueError(f"{name}: need at least 2 classes, got {num_classes}")
 
     raw = {m: keras.Input((max_len, int(dims[m])), name=m) for m in modalities}
     present = keras.Input((max_len,), name="present")
     mask = BoolMask(name="padding_mask")(present)
     features = {m: ApplyMask(name=f"{m}_zero_padding")(raw[m], mask) for m in modalities}
     inputs = {**raw, "present": present}
-    extra = {}
+    extra, speaker = {}, None
     if builder.uses_speaker:
-        inputs["speaker"] = keras.Input((max_len,), dtype="int32", name="speaker")
+        if num_speakers < 1:
+            raise ValueError(f"{name}: num_speakers must be >= 1, got {num_speakers}")
+        input_name = _speaker_input(hparams.pop("speaker_identity", known["speaker_identity"]))
+        inputs[input_name] = keras.Input((max_len,), dtype="int32", name=input_name)
+        speaker = ClipIndex(num_speakers - 1, name=f"{input_name}_index")(inputs[input_name])
         extra["num_speakers"] = num_speakers
-    outputs = builder(ModelInputs(features, present, mask, inputs.get("speaker")), num_classes, **extra, **hparams)
-    return keras.Model(inputs, outputs, name=arch)
+    outputs = builder(ModelInputs(features, present, mask, speaker), num_classes, **extra, **hparams)
+    for tensor in keras.tree.flatten(outputs):
+        if getattr(tensor, "_keras_mask", None) is not None:
+            raise ValueError(
+                f"{name}: the model's output carries a Keras mask (a layer called with mask=, or Masking, passed it "
+                "on). The suite weights the loss and metrics with the dataset's own mask, and a Keras mask would "
+                "change how Keras normalises the loss; drop it before the classifier, e.g. "
+                "h = ApplyMask()(h, x.mask) after a recurrent layer called with mask=x.mask")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def speaker_rows(ds: "ERCDataset", speaker_identity: str = "party") -> int:
+    """Rows of the speaker embedding for a model trained on ``ds``: for 'party', the most parties any of its
+    dialogues has, capped at :data:`MAX_PARTIES`; for 'global', its number of speaker names."""
+    if _speaker_input(speaker_identity) == "party":
+        return max(1, min(MAX_PARTIES, ds.num_parties))
+    return max(1, len(ds.speaker_names))
+
+
+def build_for(experiment: "Experiment", train: "ERCDataset", *, num_classes: int | None = None,
+              max_len: int | None = None) -> keras.Model:
+    """``experiment``'s model for data shaped like ``train`` (its widths, classes and speakers): the one place an
+    experiment becomes a model. ``num_classes`` overrides the scheme's (the archive's pad-class demo adds one)."""
+    hparams = dict(experiment.hparams)
+    builder = _builder(experiment.arch)
+    rows = 2
+    if builder.uses_speaker:
+        rows = speaker_rows(train, hparams.get("speaker_identity", "party"))
+    return build_model(experiment.arch, dims=train.dims, modalities=experiment.modalities,
+                       num_classes=num_classes or train.num_classes, max_len=max_len, num_speakers=rows, **hparams)
 
 
 # ------------------------------------------------------------------------------------------------ building blocks
@@ -209,7 +304,7 @@ def seed_fusion(text, audio, visual, mask, num_classes: int, *, d_model: int = 1
 
 # ------------------------------------------------------------------------------------------------ architectures
 
-@_register("timnet")
+@register_architecture("timnet")
 def timnet(x: ModelInputs, num_classes: int, *, filters: int = 39, kernel_size: int = 2, num_dilations: int = 8,
            num_stacks: int = 1, dropout: float = 0.1, activation: str = "relu", level_dim: int = 6):
     """§2.1 NB1 TIM-Net sequence labeller: :class:`TimNet` (filters 39, kernel 2, dilations 1…128, dropout 0.1;
@@ -227,7 +322,7 @@ def timnet(x: ModelInputs, num_classes: int, *, filters: int = 39, kernel_size: 
     return softmax_head(h, num_classes)
 
 
-@_register("rnn")
+@register_architecture("rnn")
 def rnn(x: ModelInputs, num_classes: int, *, num_heads: int = 4, key_dim: int = 64, value_dim: int = 64,
         units: int = 64, dropout: float = 0.5, hidden: int = 64):
     """§2.2 NB2 RNNModel: MHA(4 heads, key_dim 64, value_dim 64) self-attention → BiLSTM(64) → BiLSTM(64) →
@@ -242,7 +337,7 @@ def rnn(x: ModelInputs, num_classes: int, *, num_heads: int = 4, key_dim: int = 
     return softmax_head(h, num_classes, hidden=hidden, dropout=dropout)
 
 
-@_register("cnn")
+@register_architecture("cnn")
 def cnn(x: ModelInputs, num_classes: int, *, filters: int = 64, kernel_sizes: Sequence[int] = (12, 8, 4),
         hidden: int = 32):
     """§2.2 NB2 CNNModel: Conv1D(64, k12) → Conv1D(64, k8) → Conv1D(64, k4) (relu, 'same') → Dense(32, relu) →
@@ -256,7 +351,7 @@ def cnn(x: ModelInputs, num_classes: int, *, filters: int = 64, kernel_sizes: Se
     return softmax_head(h, num_classes, hidden=hidden)
 
 
-@_register("transformer")
+@register_architecture("transformer")
 def transformer(x: ModelInputs, num_classes: int, *, num_blocks: int = 2, num_heads: int = 4, dff: int = 2048,
                 dropout: float = 0.1, key_dim: int | None = None, positional: bool = False):
     """§2.2 NB2 TransformerModel: 2 × TransformerBlock(d_model = input width, 4 heads, key_dim d_model // 4,
@@ -271,7 +366,7 @@ def transformer(x: ModelInputs, num_classes: int, *, num_blocks: int = 2, num_he
     return softmax_head(h, num_classes)
 
 
-@_register("early_fusion")
+@register_architecture("early_fusion")
 def early_fusion(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64):
     """§2.2 NB2 EarlyFusionModel: BiLSTM(64) on the per-utterance concatenation → Dense(64, relu) →
     Dense(num_classes, softmax). Deviations: none beyond the shared ones."""
@@ -279,7 +374,7 @@ def early_fusion(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: i
     return softmax_head(h, num_classes, hidden=hidden)
 
 
-@_register("late_fusion_repr")
+@register_architecture("late_fusion_repr")
 def late_fusion_repr(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64):
     """§2.2 NB2 LateFusionModel (the upstream "late fusion", really representation-level): one BiLSTM(64) per
     modality → Concatenate per utterance → Dense(64, relu) → Dense(num_classes, softmax).
@@ -289,7 +384,7 @@ def late_fusion_repr(x: ModelInputs, num_classes: int, *, units: int = 64, hidde
     return softmax_head(h, num_classes, hidden=hidden)
 
 
-@_register("late_fusion_decision")
+@register_architecture("late_fusion_decision")
 def late_fusion_decision(x: ModelInputs, num_classes: int, *, units: int = 64, hidden: int = 64,
                          pooling: str = "linear"):
     """Decision-level late fusion (ours; upstream had none): each modality m gets its own classifier,
@@ -313,7 +408,7 @@ def late_fusion_decision(x: ModelInputs, num_classes: int, *, units: int = 64, h
     return pool(name="decision_fusion")(posteriors)
 
 
-@_register("text_bilstm", modalities=("text",))
+@register_architecture("text_bilstm", modalities=("text",))
 def text_bilstm(x: ModelInputs, num_classes: int, *, units: int = 64, dropout: float = 0.5, hidden: int = 64):
     """§2.3 NB3 text-only baseline RNNModel: BiLSTM(64) → BiLSTM(64) → Dropout(0.5) → Dense(64, relu) →
     Dense(num_classes, softmax); text only. Deviations: none beyond the shared ones."""
@@ -322,7 +417,7 @@ def text_bilstm(x: ModelInputs, num_classes: int, *, units: int = 64, dropout: f
     return softmax_head(h, num_classes, hidden=hidden, dropout=dropout)
 
 
-@_register("multimodal_seed", modalities=("text", "audio", "visual"))
+@register_architecture("multimodal_seed", modalities=("text", "audio", "visual"))
 def multimodal_seed(x: ModelInputs, num_classes: int, *, d_model: int = 128, num_heads: int = 8, units: int = 64,
                     conv_filters: int = 128, conv_kernels: Sequence[int] = (8, 3), visual_heads: int = 8,
                     visual_key_dim: int = 64):
@@ -343,7 +438,7 @@ def multimodal_seed(x: ModelInputs, num_classes: int, *, d_model: int = 128, num
     return seed_fusion(text, audio, visual, x.mask, num_classes, d_model=d_model, num_heads=num_heads)
 
 
-@_register("multimodal_seed_tfaudio", modalities=("text", "audio", "visual"))
+@register_architecture("multimodal_seed_tfaudio", modalities=("text", "audio", "visual"))
 def multimodal_seed_tfaudio(x: ModelInputs, num_classes: int, *, d_model: int = 128, num_heads: int = 8,
                             units: int = 64, conv_filters: int = 128, conv_kernels: Sequence[int] = (8, 3),
                             visual_heads: int = 8, visual_key_dim: int = 64, audio_blocks: int = 2,
@@ -370,7 +465,7 @@ def projection(x, d_model: int, dropout: float, *, name: str):
     return layers.Dropout(dropout, name=f"{name}_proj_dropout")(x)
 
 
-@_register("multimodal", modalities=("text", "audio", "visual"), speaker=True)
+@register_architecture("multimodal", modalities=("text", "audio", "visual"), speaker=True)
 def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_model: int = 96, units: int = 64,
                num_heads: int = 4, dropout: float = 0.3, modality_dropout: float = 0.15, speaker: bool = True,
                cross_attention: bool = True, utterance_fusion: bool = True, cell: str = "gru"):
@@ -382,7 +477,8 @@ def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_mod
        evidence from all three modalities is combined before any context is read.
     3. Text-centred cross-modal attention (``cross_attention``, the study's idea): text queries attend over the
        audio and the visual sequences (padded keys masked); both are added as residuals, then LayerNorm.
-    4. The speaker of each utterance (``speaker``; the study ignored it) as a learned embedding added per utterance.
+    4. The speaker of each utterance (``speaker``; the study ignored it) as a learned embedding added per utterance:
+       by default its party within the dialogue (``speaker_identity``, see the module docstring).
     5. One bidirectional GRU (``cell``: 'gru' or 'lstm') over the dialogue for context, Dense back to d_model,
        residual + LayerNorm; Dropout → Dense(num_classes, softmax).
     Every switch exists for the ablations in ``experiments.py``.
@@ -443,22 +539,24 @@ class SpeakerMask(layers.Layer):
         return {**super().get_config(), "speaker_id": self.speaker_id}
 
 
-@_register("text_context", modalities=("text",), speaker=True)
+@register_architecture("text_context", modalities=("text",), speaker=True)
 def text_context(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_model: int = 256, units: int = 128,
                  cell: str = "lstm", input_dropout: float = 0.2, dropout: float = 0.3, speaker: bool = True,
                  dialogue_context: bool = True, speaker_context: bool = True):
     """Text-only context model (ours, issue 5): what each utterance says, who says it, and what came around it.
 
     1. LayerNorm → Dropout(``input_dropout``) → Dense(d_model, gelu) → Dropout: the utterance vector ``u``.
-    2. ``speaker``: a learned speaker embedding added to ``u`` (the study ignored who speaks).
+    2. ``speaker``: a learned embedding of who speaks added to ``u`` (the study ignored it): by default the party
+       within the dialogue (first to speak = 0), or the corpus-wide speaker with ``speaker_identity='global'``.
     3. ``dialogue_context``: a bidirectional ``cell`` ('lstm' or 'gru', ``units``) over the whole dialogue.
-    4. ``speaker_context``: one bidirectional ``cell`` (weights shared by all speakers) per speaker, reading only
-       that speaker's utterances (:class:`SpeakerMask`): each utterance sees its speaker's own earlier and later
-       turns, as in party-state models (DialogueRNN). Each position takes its own speaker's output.
+    4. ``speaker_context``: one bidirectional ``cell`` (weights shared by all parties) per party row, reading only
+       that party's utterances (:class:`SpeakerMask`): each utterance sees its speaker's own earlier and later
+       turns, as in party-state models (DialogueRNN). Each position takes its own party's output.
     5. Concatenate [u, dialogue context, speaker context] → Dropout → Dense(num_classes, softmax).
 
     Padded steps are masked in every recurrent layer and zeroed after it. Speaker ids at padding are never read.
-    ``num_speakers`` speaker passes are traced, so keep it small (IEMOCAP: 2).
+    One speaker pass is traced per row (``num_speakers``: the parties of the busiest training dialogue, at most
+    ``MAX_PARTIES``; later parties share the last row), so the cost does not grow with the corpus's speaker names.
     """
     mask = x.mask
     u = layers.LayerNormalization(epsilon=1e-6, name="text_norm")(x.features["text"])

@@ -25,16 +25,15 @@ def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, e
           seed: int = 0) -> dict:
     """Measure ``name`` in this process."""
     from . import training
-    from .architectures import build_model
+    from .architectures import build_for
     from .experiments import get_experiment
     from .runner import prepare_data
 
     exp = get_experiment(name)
     train, valid, _ = prepare_data(exp, data, scheme=scheme)
     training.set_seed(seed)
-    model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
-                        max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)
-    config = training.TrainConfig(**{**exp.train, "epochs": 1, "patience": 1})
+    model = build_for(exp, train)
+    config = exp.train_config(epochs=1, patience=1)
     training.fit(model, train, valid, exp.modalities, config, verbose=0)  # warm-up: tracing and first epoch
     epoch_seconds = training.train_epochs(model, train, exp.modalities, config, epochs)
     seconds = float(np.median(epoch_seconds))

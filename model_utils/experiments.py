@@ -1,33 +1,23 @@
 """Named experiments: the one place where every configuration of the study lives.
 
-``EXPERIMENTS`` maps a name (what ``mser list`` prints and ``mser run NAME`` takes) to an :class:`Experiment`:
-an architecture from :mod:`model_utils.architectures`, the modalities it reads, its hyperparameters and
-training settings. The CLI, the notebooks and the tests all import it from here.
+``EXPERIMENTS`` maps a name (what ``mser list`` prints and ``mser run NAME`` takes) to an :class:`Experiment`
+(:mod:`model_utils.config`): an architecture from :mod:`model_utils.architectures`, the modalities it reads, its
+hyperparameters and training settings. The CLI, the notebooks and the tests all import it from here. Groups
+(``timnet``, ``exploratory``, ``fusion``, ``final``, ``ablation``) say which notebook runs a row; a family holds the
+rows that share an architecture, whose fused members are compared with the unimodal ones.
+
+Your own experiments need no registration: build an :class:`Experiment` (validated on creation) and pass it to
+``run_experiment`` or ``run_many``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from .config import GROUPS, Experiment, Params, TrainConfig
+
+__all__ = ["ABLATIONS", "ALL", "EXPERIMENTS", "GROUPS", "Experiment", "Params", "TrainConfig", "by_group",
+           "get_experiment"]
 
 ALL = ("text", "audio", "visual")
 UNIMODAL = {"text": ("text",), "audio": ("audio",), "visual": ("visual",), "all": ALL}
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    arch: str
-    modalities: tuple[str, ...]
-    description: str
-    group: str  # timnet | exploratory | fusion | final | ablation: how notebooks and tables group rows
-    family: str  # rows of one family share an architecture; fused members should beat the unimodal ones
-    hparams: Mapping[str, object] = field(default_factory=dict)
-    train: Mapping[str, object] = field(default_factory=dict)  # overrides of training.TrainConfig
-    standardize: bool = False  # per-modality standardisation fitted on training dialogues
-
-    @property
-    def fused(self) -> bool:
-        return len(self.modalities) > 1
 
 
 def _registry() -> dict[str, Experiment]:
@@ -67,26 +57,27 @@ def _registry() -> dict[str, Experiment]:
                    "the README's variant: Transformer blocks for audio", "final", "final"),
         Experiment("multimodal", "multimodal", ALL,
                    "ours: projections, utterance fusion + text-centred cross-attention, speaker, one BiGRU, "
-                   "dropout and modality dropout, standardised inputs", "final", "final", standardize=True),
+                   "dropout and modality dropout", "final", "final"),
     ]
     exps += [
         Experiment(f"multimodal-{name}", "multimodal", ALL, f"ablation of multimodal: {what}", "ablation",
-                   "final", hparams=hparams, standardize=standardize)
-        for name, what, hparams, standardize in ABLATIONS
+                   "final", hparams=hparams, train=train)
+        for name, what, hparams, train in ABLATIONS
     ]
     return {e.name: e for e in exps}
 
 
 # Each ablation switches off (or swaps) one design choice of `multimodal`; all else stays as in `multimodal`.
+# (name, what, hparams, train): hparams and training settings that differ from `multimodal`.
 ABLATIONS = (
-    ("no-speaker", "without the speaker embedding", {"speaker": False}, True),
-    ("no-xattn", "without the text-centred cross-modal attention", {"cross_attention": False}, True),
+    ("no-speaker", "without the speaker embedding", {"speaker": False}, {}),
+    ("no-xattn", "without the text-centred cross-modal attention", {"cross_attention": False}, {}),
     ("no-utterance-fusion", "without per-utterance fusion (text + cross-attention only, as upstream)",
-     {"utterance_fusion": False}, True),
-    ("no-modality-dropout", "without modality dropout", {"modality_dropout": 0.0}, True),
-    ("no-dropout", "without any dropout", {"dropout": 0.0, "modality_dropout": 0.0}, True),
-    ("no-standardize", "without input standardisation", {}, False),
-    ("lstm", "a BiLSTM instead of the BiGRU for context", {"cell": "lstm"}, True),
+     {"utterance_fusion": False}, {}),
+    ("no-modality-dropout", "without modality dropout", {"modality_dropout": 0.0}, {}),
+    ("no-dropout", "without any dropout", {"dropout": 0.0, "modality_dropout": 0.0}, {}),
+    ("no-standardize", "without input standardisation", {}, {"standardize": False}),
+    ("lstm", "a BiLSTM instead of the BiGRU for context", {"cell": "lstm"}, {}),
 )
 
 
@@ -94,6 +85,7 @@ EXPERIMENTS: dict[str, Experiment] = _registry()
 
 
 def get_experiment(name: str) -> Experiment:
+    """The registered experiment ``name``; ``KeyError`` naming similar ones if there is none."""
     try:
         return EXPERIMENTS[name]
     except KeyError:
@@ -103,4 +95,5 @@ def get_experiment(name: str) -> Experiment:
 
 
 def by_group(group: str) -> list[Experiment]:
+    """The registered experiments of ``group``, in registry order."""
     return [e for e in EXPERIMENTS.values() if e.group == group]

@@ -8,7 +8,8 @@ zeros. That holds for any finite padding values; NaN/inf would survive a zero at
 the models of ``architectures`` also zero their inputs at padding on entry.
 
 - :class:`ApplyMask` zeroes padded steps (``where``, so even NaN garbage goes); :class:`BoolMask` turns ``present``
-  into the bool mask that ``LSTM`` / ``Bidirectional`` take as ``mask=``.
+  into the bool mask that ``LSTM`` / ``Bidirectional`` take as ``mask=``; :class:`ClipIndex` bounds speaker and
+  party indices to an embedding's rows.
 - :class:`MaskedAttention` / :class:`CrossModalAttention`: multi-head attention whose padded keys are masked.
 - :class:`TransformerBlock`: the upstream post-LN block, masking padded keys in every block (protocol §5 B12).
 - :class:`SinusoidalPositionEncoding`: opt-in absolute positions for the Transformers.
@@ -27,7 +28,7 @@ import numpy as np
 from keras import layers, ops
 
 __all__ = [
-    "ApplyMask", "BoolMask", "ConvexCombination", "CrossModalAttention", "LogLinearPool", "MaskedAttention",
+    "ApplyMask", "BoolMask", "ClipIndex", "ConvexCombination", "CrossModalAttention", "LogLinearPool", "MaskedAttention",
     "MaskedReverse", "ModalityDropout",
     "SinusoidalPositionEncoding", "TemporalAwareBlock", "TimNet", "TransformerBlock",
     "as_bool_mask", "key_padding_attention_mask", "zero_padding",
@@ -83,6 +84,25 @@ class BoolMask(_ExplicitMaskLayer):
 
     def call(self, present):
         return as_bool_mask(present)
+
+
+@register
+class ClipIndex(_ExplicitMaskLayer):
+    """Integer indices (B, T) clipped to ``0 … max_index``: every index beyond the last row shares it, and the
+    ``-1`` that marks padding reads row 0 (never scored)."""
+
+    def __init__(self, max_index: int, **kwargs):
+        super().__init__(**kwargs)
+        if int(max_index) < 0:
+            raise ValueError(f"ClipIndex: max_index must be >= 0, got {max_index}")
+        self.max_index = int(max_index)
+
+    def call(self, indices):
+        indices = ops.cast(indices, "int32")
+        return ops.clip(indices, 0, self.max_index)
+
+    def get_config(self):
+        return {**super().get_config(), "max_index": self.max_index}
 
 
 @register

@@ -1,4 +1,4 @@
-"""Figures for the notebooks and reports: confusion matrices, training curves, metric bars.
+"""Figures for the notebooks and reports: confusion matrices, training curves, grids and seed spreads.
 
 Every figure states the data it came from in its title, and can be saved as PNG beside the reports.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .runner import RunResult
+from .results import RunResult
 
 
 def _data_tag(result: RunResult) -> str:
@@ -62,19 +62,6 @@ def plot_history(result: RunResult, *, save_dir: str | Path | None = None):
     return fig
 
 
-def plot_metric_bars(table: pd.DataFrame, metric: str = "macro_f1", *, title: str = "",
-                     save_dir: str | Path | None = None, name: str = "bars"):
-    """Mean ± std of ``metric`` per experiment (a results table from :mod:`model_utils.reporting`)."""
-    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(table) + 2), 3.8))
-    ax.bar(table["experiment"], table[metric], yerr=table[f"{metric}_std"], capsize=3, color="#4c72b0")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{title} — {table['data'].iloc[0]}" if title else table["data"].iloc[0])
-    ax.tick_params(axis="x", rotation=60)
-    fig.tight_layout()
-    _save(fig, save_dir, name)
-    return fig
-
-
 def grid_heatmap(grid: pd.DataFrame, *, title: str, save_dir: str | Path | None = None,
                  name: str = "grid", fmt: str = ".3f", annot: Mapping | None = None):
     """A heatmap of an architecture × modality grid of mean scores."""
@@ -85,7 +72,6 @@ def grid_heatmap(grid: pd.DataFrame, *, title: str, save_dir: str | Path | None 
     fig.tight_layout()
     _save(fig, save_dir, name)
     return fig
-
 
 
 def plot_grid(table: pd.DataFrame, metric: str = "macro_f1", *, title: str, save_dir: str | Path | None = None,

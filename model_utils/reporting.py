@@ -1,23 +1,19 @@
-"""Tables and comparisons from run directories (what `mser run` wrote). No TensorFlow is imported here."""
+"""Tables and comparisons of runs, in memory (what the runner returns) or on disk (what `mser run` wrote): one code
+path for both (:func:`model_utils.results.as_run`). No deep-learning backend is imported here.
+"""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from .metrics import METRICS, paired_bootstrap
+from .results import RunResult, as_run
 
 METRIC_LABELS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1", "uar": "UAR"}
-
-
-def read_summary(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no summary.json; is {run_dir} a directory written by `mser run`?")
-    return json.loads(path.read_text())
+DIFFERS_MARK = "†"
 
 
 def data_label(dataset: dict) -> str:
@@ -28,67 +24,103 @@ def data_label(dataset: dict) -> str:
     return f"{dataset.get('path', '?')}, {scheme}"
 
 
-def results_table(summaries: Iterable[dict]) -> pd.DataFrame:
-    """One row per run: mean ± std of every metric over seeds, plus the data it came from."""
+def _runs(results) -> list[RunResult]:
+    """RunResults from a mapping (name -> RunResult, as run_many returns) or an iterable of RunResults or run
+    directories."""
+    values = results.values() if isinstance(results, Mapping) else results
+    return [as_run(r) for r in values]
+
+
+def modality_label(modalities) -> str:
+    """'all' for text+audio+visual in any order, else the modalities joined with '+'."""
+    return "all" if set(modalities) == {"text", "audio", "visual"} else "+".join(modalities)
+
+
+def evaluation_label(run: RunResult) -> str:
+    kind = run.config.get("evaluation", {}).get("kind", "test-split")
+    return "test split" if kind == "test-split" else kind
+
+
+def runs_table(results) -> pd.DataFrame:
+    """One row per run (RunResults, or directories written by `mser run`): mean and std over seeds of every metric,
+    the seed ensemble's metrics (``ens_<metric>``; NaN for runs without stored posteriors), training seconds, the
+    data, what was scored, and ``differs`` — what the run's configuration changed from the experiment's defaults
+    (overrides, a lower epoch cap), empty when nothing."""
     rows = []
-    for s in summaries:
-        row = {"experiment": s["experiment"], "data": data_label(s["dataset"]), "seeds": len(s["seeds"])}
+    for r in _runs(results):
+        summary = r.summary()
+        exp = r.experiment
+        row = {"experiment": exp.name, "group": exp.group, "family": exp.family, "architecture": exp.arch,
+               "modality": modality_label(exp.modalities), "data": data_label(r.data),
+               "evaluation": evaluation_label(r), "seeds": len(r.seeds)}
         for m in METRICS:
-            row[m] = s["metrics"][m]["mean"]
-            row[f"{m}_std"] = s["metrics"][m]["std"]
-        row["train_seconds"] = s["train_seconds"]["mean"]
+            row[m] = summary["metrics"][m]["mean"]
+            row[f"{m}_std"] = summary["metrics"][m]["std"]
+        ensemble = summary["ensemble"] or {}
+        for m in METRICS:
+            row[f"ens_{m}"] = ensemble.get(m, np.nan)
+        row["train_seconds"] = summary["train_seconds"]["mean"]
+        row["differs"] = ", ".join(_differs(r))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _differs(run: RunResult) -> list[str]:
+    keys = run.config.get("differs_from_defaults", [])
+    config = run.config.get("train_config", {})
+    shown = []
+    for k in keys:
+        if k == "epochs":
+            shown.append(f"epochs cap {config.get('epochs', '?')}")
+        else:
+            shown.append(f"{k}={run.experiment.overrides.get(k)}")
+    return shown
+
+
 def to_markdown(table: pd.DataFrame, *, title: str | None = None) -> str:
-    """A markdown table with `mean ± std` cells, headed by the data every row came from."""
+    """A markdown table with `mean ± std` cells and the seed ensemble's macro-F1, headed by the data every row came
+    from. A row whose configuration differs from its experiment's defaults is marked † and explained below."""
     lines = []
     if title:
         lines += [f"### {title}", ""]
     for data in table["data"].unique():
-        lines.append(f"Data: **{data}**. Test metrics over real utterances, mean ± std over seeds.")
+        scored = ", ".join(sorted(table.loc[table["data"] == data, "evaluation"].unique())) \
+            if "evaluation" in table else "test split"
+        lines.append(f"Data: **{data}**. Metrics over real utterances ({scored}), mean ± std over seeds; "
+                     "'Ensemble' averages the seeds' posteriors.")
     lines.append("")
-    header = ["Experiment", "Seeds"] + [METRIC_LABELS[m] for m in METRICS] + ["Train s"]
+    header = ["Experiment", "Seeds"] + [METRIC_LABELS[m] for m in METRICS] + ["Ensemble macro-F1", "Train s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     multi_data = table["data"].nunique() > 1
+    notes = []
     for _, r in table.iterrows():
         name = f"{r['experiment']} ({r['data']})" if multi_data else r["experiment"]
+        if r.get("differs"):
+            name += f" {DIFFERS_MARK}"
+            notes.append(f"{DIFFERS_MARK} {r['experiment']}: {r['differs']} (not the experiment's defaults)")
+        ensemble = r.get("ens_macro_f1", np.nan)
         cells = [name, str(r["seeds"])] + [f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}" for m in METRICS] + \
-                [f"{r['train_seconds']:.1f}"]
+                ["–" if pd.isna(ensemble) else f"{ensemble:.4f}", f"{r['train_seconds']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"
 
 
-def _load_predictions(run_dir: Path) -> tuple[list[int], dict]:
-    summary = read_summary(run_dir)
-    preds = {}
-    for seed in summary["seeds"]:
-        path = run_dir / f"seed_{seed}" / "predictions.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; rerun `mser run` for {summary['experiment']}")
-        with np.load(path, allow_pickle=False) as f:
-            preds[seed] = {k: f[k] for k in f.files}
-    return summary, preds
-
-
-def compare_runs(dir_a: str | Path, dir_b: str | Path, *, metric: str = "macro_f1", n_boot: int = 2000,
-                 seed: int = 0) -> dict:
-    """Paired bootstrap over test dialogues: is run B's ``metric`` different from run A's?"""
-    (sa, pa), (sb, pb) = _load_predictions(Path(dir_a)), _load_predictions(Path(dir_b))
-    first_a, first_b = next(iter(pa.values())), next(iter(pb.values()))
-    same = (np.array_equal(first_a["dialogue_ids"], first_b["dialogue_ids"])
-            and np.array_equal(first_a["y_true"], first_b["y_true"])
-            and np.array_equal(first_a["mask"], first_b["mask"]))
-    if not same:
-        raise ValueError(f"{dir_a} and {dir_b} were not scored on the same test set (dialogues, labels and mask "
-                         "must match); a paired comparison needs the same data and label scheme")
-    y, mask = first_a["y_true"], first_a["mask"]
-    groups = np.broadcast_to(np.arange(y.shape[0])[:, None], y.shape)
-    result = paired_bootstrap(y, [p["y_pred"] for p in pa.values()], [p["y_pred"] for p in pb.values()], mask,
-                              groups, metric=metric, n_boot=n_boot, seed=seed,
-                              num_classes=len(sa["class_names"]))  # all C classes, as every reported metric
-    return {"a": sa["experiment"], "b": sb["experiment"], "data": data_label(sa["dataset"]), **result}
+def compare_runs(a: RunResult | str | Path, b: RunResult | str | Path, *, metric: str = "macro_f1",
+                 n_boot: int = 2000, seed: int = 0) -> dict:
+    """Paired bootstrap over the scored dialogues: is run B's ``metric`` different from run A's? Runs are
+    RunResults or run directories; both must have scored the same dialogues, labels and mask (a test split, or
+    every utterance of a cross-validation). Each run's statistic is its metric averaged over its seeds."""
+    a, b = as_run(a), as_run(b)
+    if not a.same_scored_set(b):
+        raise ValueError(f"{a.experiment.name} and {b.experiment.name} were not scored on the same test set "
+                         "(dialogues, labels and mask must match); a paired comparison needs the same data, label "
+                         "scheme and evaluation")
+    result = paired_bootstrap(a.labels, [s.predictions for s in a.seeds], [s.predictions for s in b.seeds],
+                              a.mask, metric=metric, n_boot=n_boot, seed=seed,
+                              num_classes=len(a.class_names))  # all C classes, as every reported metric
+    return {"a": a.experiment.name, "b": b.experiment.name, "data": data_label(a.data), **result}
 
 
 def describe_comparison(c: dict) -> str:
@@ -99,12 +131,16 @@ def describe_comparison(c: dict) -> str:
             f"{c['n_boot']} resamples; data: {c['data']})")
 
 
-def summaries(run_dirs: Sequence[str | Path]) -> list[dict]:
-    return [read_summary(d) for d in run_dirs]
+def find_run(results: Mapping[str, RunResult], name: str) -> RunResult | None:
+    """The run called ``name`` in ``results``, or the only one derived from experiment ``name`` by overrides."""
+    if name in results:
+        return results[name]
+    derived = [r for r in results.values() if r.experiment.base == name]
+    return derived[0] if len(derived) == 1 else None
 
 
 # ------------------------------------------------------------------------------------------------ notebooks
-# Helpers for the notebooks, which hold RunResults in memory (model_utils.runner) rather than run directories.
+# Helpers for the notebooks, which hold RunResults in memory (model_utils.runner); they take run directories too.
 
 SYNTHETIC_WARNING = "SYNTHETIC data — not IEMOCAP results"
 MODALITY_ORDER = ("text", "audio", "visual", "all")
@@ -138,30 +174,9 @@ def data_banner(ds) -> Markdown:
     return Markdown(f"Data: `{ds.source}` (Poria et al.'s IEMOCAP features); {facts}.")
 
 
-def _runs(results) -> list:
-    """RunResults from a mapping (name -> RunResult, as run_many returns) or an iterable."""
-    return list(results.values()) if isinstance(results, dict) else list(results)
-
-
-def modality_label(modalities) -> str:
-    """'all' for text+audio+visual in any order, else the modalities joined with '+'."""
-    return "all" if set(modalities) == {"text", "audio", "visual"} else "+".join(modalities)
-
-
-def runs_table(results) -> pd.DataFrame:
-    """:func:`results_table` of in-memory RunResults, with group, family, architecture and modality columns."""
-    runs = _runs(results)
-    table = results_table(r.summary() for r in runs)
-    for i, (column, values) in enumerate((
-            ("group", [r.experiment.group for r in runs]), ("family", [r.experiment.family for r in runs]),
-            ("architecture", [r.experiment.arch for r in runs]),
-            ("modality", [modality_label(r.experiment.modalities) for r in runs]))):
-        table.insert(1 + i, column, values)
-    return table
-
-
 def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """A results table for reading: one row per experiment, `mean ± std` cells, as :func:`to_markdown` prints.
+    """A results table for reading: one row per experiment, `mean ± std` cells and the seed ensemble's macro-F1, as
+    :func:`to_markdown` prints; what a run changed from its experiment's defaults, if any run did.
 
     Columns whose name starts with 'Δ' (see :func:`with_delta`) are kept, signed.
     """
@@ -171,6 +186,10 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
     frame["seeds"] = table["seeds"].to_numpy()
     for m in METRICS:
         frame[METRIC_LABELS[m]] = [f"{a:.4f} ± {s:.4f}" for a, s in zip(table[m], table[f"{m}_std"])]
+    if "ens_macro_f1" in table:
+        frame["ensemble macro-F1"] = ["–" if pd.isna(v) else f"{v:.4f}" for v in table["ens_macro_f1"]]
+    if "differs" in table and table["differs"].astype(bool).any():
+        frame["not the defaults"] = table["differs"].to_numpy()
     for column in (c for c in table.columns if c.startswith("Δ")):
         frame[column] = [f"{v:+.4f}" for v in table[column]]
     frame["train s"] = [f"{v:.1f}" for v in table["train_seconds"]]
@@ -257,7 +276,7 @@ def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1", *, results=None,
     every unimodal run of its family. Families with no unimodal run are left out.
 
     Given ``results`` (the RunResults by name), each gain also gets the paired bootstrap over test dialogues of
-    :func:`compare_results`: ``p_value`` and ``significant`` (at 0.05).
+    :func:`compare_runs`: ``p_value`` and ``significant`` (at 0.05).
     """
     rows = {}
     for family, runs in table.groupby("family", sort=False):
@@ -271,8 +290,8 @@ def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1", *, results=None,
                    "larger_std": max(uni[f"{metric}_std"], fus[f"{metric}_std"]),
                    "beats_every_unimodal": bool(fus[metric] > uni[metric])}
             if results is not None:
-                test = compare_results(results[uni["experiment"]], results[fus["experiment"]], metric=metric,
-                                       n_boot=n_boot, seed=seed)
+                test = compare_runs(results[uni["experiment"]], results[fus["experiment"]], metric=metric,
+                                    n_boot=n_boot, seed=seed)
                 row.update(p_value=test["p_value"], significant=test["significant"])
             rows[fus["experiment"]] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("fused_run")
@@ -286,27 +305,16 @@ def ablation_table(ablations, reference=None, metric: str = "macro_f1") -> pd.Da
     return with_delta(table, reference.experiment.name, metric) if reference is not None else table
 
 
-def compare_results(a, b, *, metric: str = "macro_f1", n_boot: int = 2000, seed: int = 0) -> dict:
-    """:func:`compare_runs` for two in-memory RunResults: the same paired bootstrap over test dialogues."""
-    ta, tb = a.test, b.test
-    if not (ta.dialogue_ids == tb.dialogue_ids and np.array_equal(ta.labels, tb.labels)
-            and np.array_equal(ta.mask, tb.mask)):
-        raise ValueError(f"{a.experiment.name} and {b.experiment.name} were not scored on the same test set "
-                         "(dialogues, labels and mask must match); a paired comparison needs the same data and "
-                         "label scheme")
-    result = paired_bootstrap(ta.labels, [s.predictions for s in a.seeds], [s.predictions for s in b.seeds],
-                              ta.mask, metric=metric, n_boot=n_boot, seed=seed, num_classes=len(a.class_names))
-    return {"a": a.experiment.name, "b": b.experiment.name, "data": data_label(a.data), **result}
-
-
 def significance_table(results, pairs, *, metric: str = "macro_f1", n_boot: int = 2000,
                        seed: int = 0) -> tuple[pd.DataFrame, list[dict]]:
-    """:func:`compare_results` for every (a, b) pair whose runs are both in ``results`` (a mapping by name).
+    """:func:`compare_runs` for every (a, b) pair whose runs are both in ``results`` (a mapping by name; a name
+    also finds the one run derived from that experiment by overrides, :func:`find_run`).
 
     Returns a table (one row per pair: b − a, its 95% interval, p and the verdict) and the comparisons.
     """
-    comparisons = [compare_results(results[a], results[b], metric=metric, n_boot=n_boot, seed=seed)
-                   for a, b in pairs if a in results and b in results]
+    found = [(find_run(results, a), find_run(results, b)) for a, b in pairs]
+    comparisons = [compare_runs(a, b, metric=metric, n_boot=n_boot, seed=seed)
+                   for a, b in found if a is not None and b is not None]
     rows = [{"comparison": f"{c['b']} − {c['a']}", "metric": c["metric"], "diff": c["diff"],
              "ci95_low": c["ci95"][0], "ci95_high": c["ci95"][1], "p_value": c["p_value"],
              "significant": c["significant"], "seeds": "/".join(map(str, c["n_seeds"])),

@@ -1,99 +1,66 @@
-"""Run a named experiment over seeds: the code behind `mser run`, the notebooks and the reports.
+"""Run an experiment over seeds: the code behind `mser run`, the notebooks and the reports.
 
 Protocol, for every experiment alike:
-1. load the data under a label scheme; hold out a dialogue-level validation split from the training dialogues
-   (fixed by ``split_seed``, the same for every model and seed); optionally standardise on training dialogues;
-2. for each seed: seed everything, build the model, train with early stopping on validation macro-F1, restore
-   the best weights; the test split is touched once, after training, to score real utterances only;
-3. summarise accuracy, macro-F1, weighted-F1 and UAR as mean ± std over seeds.
+
+1. load the data under a label scheme and hold out a dialogue-level validation split from the training dialogues
+   (fixed by ``split_seed``, the same for every model and seed); with ``cv='sessions'``, instead one fold per
+   recording session, each scoring its held-out session with validation drawn from the other sessions
+   (:func:`data_utils.dataset.session_folds`);
+2. standardise every modality on the training dialogues (``TrainConfig.standardize``, on by default);
+3. for each seed: seed everything, build the model (:func:`model_utils.architectures.build_for`), train with early
+   stopping on validation and restore the selected weights (:func:`model_utils.training.fit`); the scored
+   dialogues are touched once, after training, to score real utterances only;
+4. summarise accuracy, macro-F1, weighted-F1 and UAR as mean ± std over seeds, and the seed ensemble (posteriors
+   averaged over the seeds) beside it.
+
+A run directory (:mod:`model_utils.results`) can be resumed: rerunning the same command trains only the seeds
+that are missing, and a different configuration is refused before any training.
 """
 from __future__ import annotations
 
+import copy
 import functools
+import shutil
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data_utils.dataset import ERCDataset, load_dataset, standardize, with_validation_split
-from data_utils.fileio import OutputExistsError, atomic_path, write_json, write_text
+from data_utils.dataset import ERCDataset, load_dataset, session_folds, standardize, with_validation_split
+from data_utils.fileio import OutputExistsError, write_json
 from data_utils.labels import DEFAULT_SCHEME
 
 from . import metrics
-from .experiments import EXPERIMENTS, Experiment, get_experiment
+from .config import CV_MODES, Experiment, TrainConfig
+from .experiments import EXPERIMENTS, get_experiment
+from .results import (CONFIG, SUMMARY, FoldResult, RunResult, SeedResult, data_sha256, provenance, read_config,
+                      read_seed, seed_folders, write_seed, write_summary)
 
 DEFAULT_SEEDS = (0, 1, 2)
-SUMMARY = "summary.json"
+
+__all__ = ["CV_MODES", "DEFAULT_SEEDS", "RunResult", "SeedResult", "prepare_data", "resolve_experiment",
+           "run_dir_name", "run_experiment", "run_many", "run_seed"]
 
 
-@dataclass
-class SeedResult:
-    seed: int
-    metrics: dict
-    history: list[dict]
-    best_epoch: int
-    epochs_run: int
-    train_seconds: float
-    predictions: np.ndarray  # (N_test, T) predicted class, -1 where not scored
+def resolve_experiment(experiment: str | Experiment, overrides=None) -> Experiment:
+    """A registered name or an :class:`Experiment`, with ``overrides`` applied (see :mod:`model_utils.config`)."""
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"expected an experiment name or an Experiment, got {type(experiment).__name__}")
+    return exp.with_overrides(overrides)
 
 
-@dataclass
-class RunResult:
-    experiment: Experiment
-    data: dict  # {"path", "synthetic", "label_scheme"}
-    class_names: tuple[str, ...]
-    test: ERCDataset
-    seeds: list[SeedResult] = field(default_factory=list)
-
-    def summary(self) -> dict:
-        """The `summary.json` document."""
-        per_seed = [s.metrics for s in self.seeds]
-        seconds = [round(s.train_seconds, 3) for s in self.seeds]
-        return {
-            "experiment": self.experiment.name,
-            "description": self.experiment.description,
-            "architecture": self.experiment.arch,
-            "modalities": list(self.experiment.modalities),
-            "dataset": dict(self.data),
-            "seeds": [s.seed for s in self.seeds],
-            "metrics": metrics.summarize(per_seed),
-            "train_seconds": {"mean": float(np.mean(seconds)), "per_seed": seconds},
-            "best_epoch": [s.best_epoch for s in self.seeds],
-            # what selection saw: validation scores of the restored epochs (compare designs on these, not on test)
-            "validation": {m: {"mean": float(np.mean(v)), "per_seed": v} for m, v in self.validation().items()},
-            "class_names": list(self.class_names),
-            "confusion_matrix": self.confusion().tolist(),
-            "test_utterances_scored": int(self.test.mask.sum()),
-        }
-
-    def merge(self, other: "RunResult") -> "RunResult":
-        """This run and ``other`` (more seeds of the same experiment on the same test set) as one run."""
-        if other.experiment != self.experiment or other.data != self.data:
-            raise ValueError(f"cannot merge runs of {self.experiment.name} and {other.experiment.name}")
-        seeds = sorted(self.seeds + other.seeds, key=lambda s: s.seed)
-        return RunResult(self.experiment, self.data, self.class_names, self.test, seeds)
-
-    def validation(self) -> dict[str, list[float]]:
-        """Per metric, each seed's validation score at its restored (best) epoch."""
-        return {m: [s.history[s.best_epoch - 1][f"val_{m}"] for s in self.seeds] for m in metrics.METRICS}
-
-    def confusion(self, normalize: bool = False) -> np.ndarray:
-        """Confusion matrix summed over seeds (rows true, columns predicted); row-normalised if asked."""
-        cm = np.sum([np.asarray(s.metrics["confusion_matrix"]) for s in self.seeds], axis=0)
-        if normalize:
-            cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        return cm
-
-    def mean(self, metric: str = "macro_f1") -> float:
-        return float(np.mean([s.metrics[metric] for s in self.seeds]))
+def run_dir_name(experiment: Experiment, cv: str | None = None) -> str:
+    """The folder a run goes into by default: the experiment's name, overrides as ``--key=value``, CV marked."""
+    name = experiment.base + "".join(f"--{k}={v}" for k, v in sorted(experiment.overrides.items()))
+    name = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in name)
+    return name + (f"--cv-{cv}" if cv else "")
 
 
-def prepare_data(experiment: Experiment, data: str | ERCDataset = "synthetic", *, scheme: str = DEFAULT_SCHEME,
-                 split_seed: int = 0) -> tuple[ERCDataset, ERCDataset, ERCDataset]:
-    """Train, validation and test sets for ``experiment`` under the protocol above."""
-    ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
+def _check_modalities(experiment: Experiment, ds: ERCDataset) -> None:
     missing = [m for m in experiment.modalities if m not in ds.modalities]
     if missing:
         fit = [e.name for e in EXPERIMENTS.values() if set(e.modalities) <= set(ds.modalities)]
@@ -101,103 +68,281 @@ def prepare_data(experiment: Experiment, data: str | ERCDataset = "synthetic", *
             f"experiment {experiment.name!r} needs {', '.join(missing)} features, which {ds.source} does not "
             f"have (it has {', '.join(ds.modalities)}); experiments these data fit: {', '.join(fit) or 'none'}"
         )
-    ds = with_validation_split(ds, seed=split_seed)
-    if experiment.standardize:
+
+
+def _splits(ds: ERCDataset, config: TrainConfig) -> tuple[ERCDataset, ERCDataset, ERCDataset]:
+    if config.standardize:
         ds = standardize(ds)
     return ds.subset("train"), ds.subset("valid"), ds.subset("test")
 
 
-def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synthetic", *,
-                   seeds: Sequence[int] = DEFAULT_SEEDS, epochs: int | None = None, scheme: str = DEFAULT_SCHEME,
-                   out: str | Path | None = None, overwrite: bool = False, verbose: int = 1,
-                   split_seed: int = 0, **train_overrides) -> RunResult:
-    """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given."""
-    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
-    out = Path(out) if out is not None else None
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError(f"{exp.name}: no seeds to run")
-    _check_out(out, overwrite)
-    splits = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
-    result, config = _empty_result(exp, data, splits[2]), _config(exp, epochs, train_overrides)
-    for i, seed in enumerate(seeds):
-        result.seeds.append(_train_seed(exp, splits, seed, config, result.data, out=out, overwrite=overwrite,
-                                        verbose=verbose, progress=f"{i + 1}/{len(seeds)}"))
-    if out is not None:
-        write_json(out / SUMMARY, result.summary(), overwrite=overwrite)
+def prepare_data(experiment: str | Experiment, data: str | ERCDataset = "synthetic", *,
+                 scheme: str = DEFAULT_SCHEME, split_seed: int = 0, config: TrainConfig | None = None
+                 ) -> tuple[ERCDataset, ERCDataset, ERCDataset]:
+    """Train, validation and test sets for ``experiment`` under the protocol above (standardised on the training
+    dialogues unless its training config says otherwise)."""
+    exp = resolve_experiment(experiment)
+    ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
+    _check_modalities(exp, ds)
+    return _splits(with_validation_split(ds, seed=split_seed), config or exp.train_config())
+
+
+# ------------------------------------------------------------------------------------------------ a run's plan
+
+@dataclass
+class _Plan:
+    """What every seed of a run shares: the experiment, its training config, the folds (one for a plain run) and the
+    scored set, and the ``config.json`` document that identifies the run."""
+
+    experiment: Experiment
+    config: TrainConfig
+    folds: list[tuple[str, tuple[ERCDataset, ERCDataset, ERCDataset]]]
+    scored: ERCDataset
+    document: dict
+    data: dict
+
+
+def _load(data: str | ERCDataset, scheme: str) -> tuple[ERCDataset, str]:
+    """The dataset, and how runs name it: the name the user gave (a preset, a path), or the dataset's source."""
+    if isinstance(data, ERCDataset):
+        return data, data.source
+    return load_dataset(data, scheme=scheme), str(data)
+
+
+def _plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_seed: int, epochs: int | None,
+          cv: str | None, path: str | None = None) -> _Plan:
+    from .architectures import default_hparams
+
+    ds, name = _load(data, scheme)
+    _check_modalities(experiment, ds)
+    config = experiment.train_config(epochs=epochs)
+    info = {"path": path or name, "synthetic": bool(ds.synthetic), "label_scheme": ds.scheme.name,
+            "sha256": data_sha256(ds.source)}
+    if cv is None:
+        folds = [("", _splits(with_validation_split(ds, seed=split_seed), config))]
+        scored = folds[0][1][2]
+        evaluation = {"kind": "test-split", "validation_dialogues": list(folds[0][1][1].dialogue_ids)}
+    else:
+        if cv not in CV_MODES:
+            raise ValueError(f"unknown cross-validation {cv!r}; choose one of {', '.join(CV_MODES)}")
+        pool = session_folds(ds, within=CV_MODES[cv], seed=split_seed)
+        folds = [(s, _splits(fold, config)) for s, fold in pool]
+        scored = pool[0][1].subset(sorted(d for _, fold in pool for d in fold.splits["test"]))
+        evaluation = {"kind": f"cv-{cv}", "within": list(CV_MODES[cv]),
+                      "folds": [{"session": s, "test_dialogues": len(split[2]),
+                                 "validation_dialogues": list(split[1].dialogue_ids)} for s, split in folds]}
+    hparams = {**default_hparams(experiment.arch), **experiment.hparams}
+    default_epochs = experiment.train_config().epochs
+    differs = sorted(experiment.overrides) + (["epochs"] if config.epochs != default_epochs else [])
+    document = {
+        "experiment": experiment.record(),
+        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()},
+        "train_config": {k: v for k, v in vars(config).items()},
+        "epochs_cap": config.epochs,
+        "data": info,
+        "split_seed": split_seed,
+        "evaluation": evaluation,
+        "differs_from_defaults": differs,
+    }
+    return _Plan(experiment, config, folds, scored, document, info)
+
+
+def _fingerprint(document: Mapping) -> dict:
+    """The parts of a ``config.json`` that decide the numbers (not descriptions, not where the data file sits)."""
+    doc = copy.deepcopy(dict(document))
+    for key in ("description", "group", "family"):
+        doc.get("experiment", {}).pop(key, None)
+    doc.get("data", {}).pop("path", None)
+    return doc
+
+
+def _empty_result(plan: _Plan, command: str | None) -> RunResult:
+    scored = plan.scored
+    return RunResult(plan.experiment, dict(plan.data), scored.class_names, scored.labels, scored.mask,
+                     scored.dialogue_ids, config=plan.document, provenance=provenance(command), test=scored)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, progress: str = ""
+                ) -> SeedResult:
+    """Seed everything, build, fit with selection on validation, score the held-out dialogues once per fold; the
+    trained models go to ``staging`` (if given) as ``model.keras`` or ``fold_<session>.keras``."""
+    import keras
+
+    from . import training
+    from .architectures import build_for
+
+    exp, config, scored = plan.experiment, plan.config, plan.scored
+    where = "SYNTHETIC data" if plan.data["synthetic"] else plan.data["path"]
+    _log(verbose, f"[{exp.name}] seed {seed}{f' ({progress})' if progress else ''} on {where}")
+    probabilities = np.zeros(scored.labels.shape + (scored.num_classes,), np.float32)
+    row = {d: i for i, d in enumerate(scored.dialogue_ids)}
+    folds, fitted = [], None
+    for session, (train, valid, test) in plan.folds:
+        keras.backend.clear_session()  # free the previous model's graph: many runs share one process
+        training.set_seed(seed)
+        model = build_for(exp, train)
+        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose > 1)
+        probs = training.predict(model, test, exp.modalities)
+        probabilities[[row[d] for d in test.dialogue_ids]] = probs
+        if staging is not None:
+            model.save(staging / (f"fold_{session}.keras" if session else "model.keras"))
+        if session:
+            pred = np.where(test.mask, probs.argmax(-1), -1)
+            folds.append(FoldResult(session, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds,
+                                    fitted.validation, metrics.evaluate(test.labels, pred, test.mask,
+                                                                        test.class_names),
+                                    list(valid.dialogue_ids)))
+            _log(verbose, f"[{exp.name}] seed {seed}, fold {session}: macro-F1 {folds[-1].metrics['macro_f1']:.4f}")
+    probabilities *= scored.mask[..., None]
+    pred = np.where(scored.mask, probabilities.argmax(-1), -1)
+    scores = metrics.evaluate(scored.labels, pred, scored.mask, scored.class_names)
+    if folds:
+        result = SeedResult(seed, scores, [], 0, sum(f.epochs_run for f in folds), sum(f.seconds for f in folds),
+                            pred, probabilities,
+                            {m: float(np.mean([f.validation[m] for f in folds])) for m in metrics.METRICS}, folds)
+    else:
+        result = SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds,
+                            pred, probabilities, fitted.validation)
+    selected = (f"best epoch {result.best_epoch}" if not folds else f"{len(folds)} folds")
+    _log(verbose, f"[{exp.name}] seed {seed}: accuracy {scores['accuracy']:.4f}, macro-F1 "
+                  f"{scores['macro_f1']:.4f} ({selected}, {result.train_seconds:.1f} s)")
     return result
+
+
+def _run_and_write(plan: _Plan, seed: int, run: RunResult, out: Path | None, *, overwrite: bool, verbose: int,
+                   progress: str = "") -> SeedResult:
+    if out is None:
+        return _train_seed(plan, seed, verbose=verbose, staging=None, progress=progress)
+    with tempfile.TemporaryDirectory(prefix=".models.", dir=_mkdir(out)) as staging:
+        result = _train_seed(plan, seed, verbose=verbose, staging=Path(staging), progress=progress)
+
+        def move_models(folder: Path) -> None:
+            for path in Path(staging).iterdir():
+                shutil.move(str(path), folder / path.name)
+
+        write_seed(out, run, result, save_models=move_models, overwrite=overwrite)
+    return result
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ run directories
+
+def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite: bool, verbose: int
+                 ) -> dict[int, SeedResult]:
+    """Make ``out`` ready for ``seeds`` of ``plan`` and return the complete seeds it already holds for the same
+    configuration (those are reused, not retrained). Refuses a different configuration unless ``overwrite``,
+    which then removes the old run's seed folders; with the same configuration ``overwrite`` removes only the
+    folders of ``seeds``, which are retrained."""
+    if out is None:
+        return {}
+    out = Path(out)
+    for leftover in [*out.glob(".seed_*.part"), *out.glob(".models.*")]:  # from a run killed mid-seed
+        shutil.rmtree(leftover, ignore_errors=True)
+    recorded = read_config(out)
+    folders = seed_folders(out)
+    if recorded is None and (folders or (out / SUMMARY).exists()):
+        if not overwrite:
+            raise OutputExistsError(f"{out} holds a run without {CONFIG} (from an older version); refusing to "
+                                    "overwrite it (pass --force to replace it)")
+        recorded, remove = None, list(folders)
+    elif recorded is not None and _fingerprint(recorded) != _fingerprint(plan.document):
+        if not overwrite:
+            changed = _differences(_fingerprint(recorded), _fingerprint(plan.document))
+            raise OutputExistsError(f"{out} holds a run of a different configuration ({'; '.join(changed[:4])}); "
+                                    "refusing to mix them: choose another --out, or pass --force to replace it")
+        remove = list(folders)
+    else:
+        remove = [s for s in seeds if s in folders] if overwrite else []
+    for s in remove:
+        shutil.rmtree(folders.pop(s))
+    if remove or overwrite:
+        (out / SUMMARY).unlink(missing_ok=True)
+    write_json(out / CONFIG, plan.document, overwrite=True)
+    reused = {s: read_seed(folder)[0] for s, folder in folders.items()}
+    if reused:
+        _log(verbose, f"[{plan.experiment.name}] {out}: reusing the complete seed(s) {sorted(reused)} of the same "
+                      "configuration")
+    return reused
+
+
+def _differences(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
+    found = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            found += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            found.append(f"{prefix}{key}: {_short(x)} there, {_short(y)} now")
+    return found
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finish(run: RunResult, reused: Mapping[int, SeedResult], out: Path | None) -> RunResult:
+    run.seeds = sorted([*run.seeds, *(s for k, s in reused.items() if k not in {x.seed for x in run.seeds})],
+                       key=lambda s: s.seed)
+    if out is not None:
+        write_summary(out, run)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ public runners
+
+def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synthetic", *,
+                   seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None, scheme: str = DEFAULT_SCHEME,
+                   out: str | Path | None = None, overwrite: bool = False, verbose: int = 1, split_seed: int = 0,
+                   overrides=None, cv: str | None = None, command: str | None = None) -> RunResult:
+    """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given.
+
+    ``experiment``: a registered name or an :class:`Experiment`; ``overrides``: ``{"units": 32}`` or
+    ``["units=32", "train.learning_rate=3e-4"]``. ``epochs`` caps training (early stopping decides). ``cv``:
+    ``'sessions'`` for leave-one-session-out cross-validation over every dialogue, else the test split is scored.
+    ``verbose``: 1 a line per seed, 2 also a line per epoch. ``out`` is resumable: complete seeds of the same
+    configuration are reused, a different configuration is refused (``OutputExistsError``) unless ``overwrite``.
+    """
+    exp = resolve_experiment(experiment, overrides)
+    seeds = _seed_list(seeds, exp)
+    out = Path(out) if out is not None else None
+    plan = _plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
+    reused = _prepare_out(out, plan, seeds, overwrite, verbose)
+    run = _empty_result(plan, command)
+    todo = [s for s in seeds if s not in reused]
+    for i, seed in enumerate(todo):
+        run.seeds.append(_run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=verbose,
+                                        progress=f"{i + 1}/{len(todo)}"))
+    return _finish(run, reused, out)
 
 
 def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *, epochs: int | None = None,
              scheme: str = DEFAULT_SCHEME, out: Path | None = None, overwrite: bool = False, verbose: int = 1,
-             split_seed: int = 0, **train_overrides) -> RunResult:
+             split_seed: int = 0, overrides=None, cv: str | None = None, command: str | None = None,
+             path: str | None = None) -> RunResult:
     """One seed of :func:`run_experiment` (a job of :func:`run_many`): a RunResult with that seed only; writes
-    ``out/seed_<seed>/`` (not the summary) if ``out`` is given."""
-    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
-    splits = prepare_data(exp, data, scheme=scheme, split_seed=split_seed)
-    result = _empty_result(exp, data, splits[2])
-    result.seeds.append(_train_seed(exp, splits, seed, _config(exp, epochs, train_overrides), result.data,
-                                    out=out, overwrite=overwrite, verbose=verbose))
-    return result
+    ``out/seed_<seed>/`` (not the summary) if ``out`` is given. ``path``: how the run names its data."""
+    exp = resolve_experiment(experiment, overrides)
+    plan = _plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path)
+    run = _empty_result(plan, command)
+    run.seeds.append(_run_and_write(plan, seed, run, Path(out) if out else None, overwrite=overwrite,
+                                    verbose=verbose))
+    return run
 
 
-def _config(exp: Experiment, epochs: int | None, overrides: dict):
-    from .training import TrainConfig
-
-    return TrainConfig(**{**exp.train, **overrides, **({"epochs": epochs} if epochs else {})})
-
-
-def _empty_result(exp: Experiment, data: str | ERCDataset, test: ERCDataset) -> RunResult:
-    source = data.source if isinstance(data, ERCDataset) else str(data)
-    return RunResult(exp, {"path": source, "synthetic": bool(test.synthetic), "label_scheme": test.scheme.name},
-                     test.class_names, test)
-
-
-def _train_seed(exp: Experiment, splits: tuple[ERCDataset, ERCDataset, ERCDataset], seed: int, config,
-                data: dict, *, out: Path | None, overwrite: bool, verbose: int, progress: str = "") -> SeedResult:
-    """Seed everything, build, fit with selection on validation, score the test split once."""
-    import keras
-
-    from . import training
-    from .architectures import build_model
-
-    train, valid, test = splits
-    _log(verbose, f"[{exp.name}] seed {seed}{f' ({progress})' if progress else ''} on "
-                  f"{'SYNTHETIC data' if data['synthetic'] else data['path']}")
-    keras.backend.clear_session()  # free the previous model's graph: many runs share one process
-    training.set_seed(seed)
-    model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities, num_classes=train.num_classes,
-                        max_len=None, num_speakers=len(train.speaker_names), **exp.hparams)
-    fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose)
-    probs = training.predict(model, test, exp.modalities)
-    pred = np.where(test.mask, probs.argmax(-1), -1)
-    scores = metrics.evaluate(test.labels, pred, test.mask, test.class_names)
-    result = SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds, pred)
-    _log(verbose, f"[{exp.name}] seed {seed}: test accuracy {scores['accuracy']:.4f}, macro-F1 "
-                  f"{scores['macro_f1']:.4f} (best epoch {fitted.best_epoch}, {fitted.seconds:.1f} s)")
-    if out is not None:
-        _write_seed(Path(out) / f"seed_{seed}", model, result, test, overwrite)
-    return result
-
-
-def _check_out(out: Path | None, overwrite: bool) -> None:
-    if out is not None and (out / SUMMARY).exists() and not overwrite:
-        raise OutputExistsError(f"{out / SUMMARY} exists; refusing to overwrite it (pass --force)")
-
-
-def _write_seed(folder: Path, model, seed: SeedResult, test: ERCDataset, overwrite: bool) -> None:
-    with atomic_path(folder / "model.keras", overwrite=overwrite, suffix=".keras") as tmp:
-        model.save(tmp)
-    write_json(folder / "metrics.json", seed.metrics, overwrite=overwrite)
-    write_json(folder / "history.json", {"best_epoch": seed.best_epoch, "epochs": seed.history},
-               overwrite=overwrite)
-    cm = np.asarray(seed.metrics["confusion_matrix"])
-    names = test.class_names
-    rows = ["true\\pred," + ",".join(names)] + [f"{n}," + ",".join(map(str, r)) for n, r in zip(names, cm)]
-    write_text(folder / "confusion_matrix.csv", "\n".join(rows) + "\n", overwrite=overwrite)
-    with atomic_path(folder / "predictions.npz", overwrite=overwrite, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, y_true=test.labels, y_pred=seed.predictions, mask=test.mask,
-                            dialogue_ids=np.array(test.dialogue_ids))
+def _seed_list(seeds: Iterable[int], exp: Experiment) -> list[int]:
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError(f"{exp.name}: no seeds to run")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{exp.name}: seeds {seeds} repeat a seed")
+    return seeds
 
 
 def _log(verbose: int, message: str) -> None:
@@ -205,58 +350,111 @@ def _log(verbose: int, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def run_many(names: Iterable[str], data: str | ERCDataset = "synthetic", *, out_root: str | Path | None = None,
-             scheme: str = DEFAULT_SCHEME, workers: int = 1, progress: bool = True, **kwargs
-             ) -> dict[str, RunResult]:
-    """Run several experiments on the same data; run directories go under ``out_root``.
+def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "synthetic", *,
+             out_root: str | Path | None = None, scheme: str = DEFAULT_SCHEME, workers: int = 1,
+             progress: bool = True, overrides=None, seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None,
+             overwrite: bool = False, verbose: int = 1, split_seed: int = 0, cv: str | None = None,
+             command: str | None = None) -> dict[str, RunResult]:
+    """Run several experiments (names or :class:`Experiment` objects) on the same data; results by experiment
+    name, in the order given. Run directories go under ``out_root`` (:func:`run_dir_name`); ``overrides`` apply to
+    every experiment (a hyperparameter key must fit every architecture).
 
-    ``workers`` > 1 runs experiments in that many processes, each with one TensorFlow thread. Results are the
-    same as with ``workers=1`` (op determinism makes them independent of the thread count; the tests check
-    it), and two workers on two cores train about 1.8 times as many models per hour. From a script, call it
-    under ``if __name__ == "__main__":`` (workers are spawned, as Python's multiprocessing requires).
-    ``progress`` prints a line to stdout as each experiment finishes (``make reproduce`` relays these lines).
+    ``workers`` > 1 runs (experiment, seed) jobs in that many processes, each with one TensorFlow thread. Results
+    are the same as with ``workers=1`` (op determinism makes them independent of the thread count; the tests check
+    it), and two workers on two cores train about 1.8 times as many models per hour. An architecture defined in a
+    notebook or a function is shipped to the workers by value (cloudpickle); if that is impossible, everything
+    runs in this process, with a printed note. From a script, call it under ``if __name__ == "__main__":``
+    (workers are spawned, as Python's multiprocessing requires). ``progress`` prints a line to stdout as each
+    experiment finishes (``make reproduce`` relays these lines).
     """
-    names = list(names)
-    ds = data if isinstance(data, ERCDataset) else load_dataset(data, scheme=scheme)
-    outs = {n: None if out_root is None else Path(out_root) / n for n in names}
-    results = {}
+    exps = [resolve_experiment(e, overrides) for e in experiments]
+    names = [e.name for e in exps]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"experiments {twice} appear twice; give derived experiments distinct names")
+    ds, path = _load(data, scheme)
+    seeds = [int(s) for s in seeds]
+    outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
+    plans = {e.name: _plan(e, ds, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path)
+             for e in exps}
+    for e in exps:
+        _seed_list(seeds, e)
+    reused = {n: _prepare_out(outs[n], plans[n], seeds, overwrite, verbose) for n in names}
+    runs = {n: _empty_result(plans[n], command) for n in names}
+    results: dict[str, RunResult] = {}
 
-    def finished(name: str, result: RunResult) -> None:
-        results[name] = result
+    def finished(name: str) -> None:
+        result = results[name] = _finish(runs[name], reused[name], outs[name])
         if progress:
             print(f"[{len(results)}/{len(names)}] {name}: test macro-F1 {result.mean('macro_f1'):.4f} (mean of "
                   f"{len(result.seeds)} seeds; {sum(s.train_seconds for s in result.seeds):.0f} s of training)",
                   flush=True)
 
-    if workers <= 1 or not names:
+    todo = {n: [s for s in seeds if s not in reused[n]] for n in names}
+    payloads = _architecture_payloads(exps) if workers > 1 else None
+    if payloads is None:
         for n in names:
-            finished(n, run_experiment(n, ds, out=outs[n], **kwargs))
-        return results
+            for i, seed in enumerate(todo[n]):
+                runs[n].seeds.append(_run_and_write(plans[n], seed, runs[n], outs[n], overwrite=overwrite,
+                                                    verbose=verbose, progress=f"{i + 1}/{len(todo[n])}"))
+            finished(n)
+        return {n: results[n] for n in names}
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    seeds = list(kwargs.pop("seeds", DEFAULT_SEEDS))
-    if not seeds:
-        raise ValueError("no seeds to run")
-    overwrite = kwargs.get("overwrite", False)
     for n in names:
-        _check_out(outs[n], overwrite)
-    # One job per (experiment, seed), so no core idles while one long experiment finishes its seeds.
-    parts: dict[str, list[RunResult]] = {n: [] for n in names}
+        if not todo[n]:
+            finished(n)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: never fork a TensorFlow process
+    options = dict(epochs=epochs, scheme=scheme, overwrite=overwrite, verbose=0, split_seed=split_seed, cv=cv,
+                   path=path)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        futures = {pool.submit(run_seed, n, ds, seed, out=outs[n], **dict(kwargs, verbose=0)): n
-                   for n in names for seed in seeds}
+        # One job per (experiment, seed), so no core idles while one long experiment finishes its seeds.
+        futures = {pool.submit(_job, payloads.get(e.arch), e, ds, seed, outs[e.name], options): e.name
+                   for e in exps for seed in todo[e.name]}
         for future in as_completed(futures):
             name = futures[future]
-            parts[name].append(future.result())
-            if len(parts[name]) == len(seeds):
-                run = functools.reduce(RunResult.merge, parts[name])
-                if outs[name] is not None:
-                    write_json(outs[name] / SUMMARY, run.summary(), overwrite=overwrite)
-                finished(name, run)
+            runs[name].seeds.extend(future.result().seeds)
+            if len(runs[name].seeds) == len(todo[name]):
+                finished(name)
     return {n: results[n] for n in names}
+
+
+def _architecture_payloads(exps: Sequence[Experiment]) -> dict[str, bytes] | None:
+    """For every architecture not built in, its registration pickled by value for the worker processes (cloudpickle
+    pickles importable functions by reference and notebook ones by value); None (run in this process) if one
+    cannot be pickled."""
+    from .architectures import ARCHITECTURES
+
+    payloads = {}
+    for e in exps:
+        builder = ARCHITECTURES[e.arch]
+        if builder.__module__ == "model_utils.architectures" or e.arch in payloads:
+            continue
+        try:
+            import cloudpickle
+
+            payloads[e.arch] = cloudpickle.dumps((e.arch, builder, builder.fixed_modalities, builder.uses_speaker))
+        except Exception as error:  # noqa: BLE001 — any pickling failure means: train here instead
+            print(f"note: architecture {e.arch!r} cannot be sent to worker processes ({type(error).__name__}: "
+                  f"{error}); running every experiment in this process instead (workers=1)", flush=True)
+            return None
+    return payloads
+
+
+def _job(payload: bytes | None, experiment: Experiment, data: ERCDataset, seed: int, out: Path | None,
+         options: dict) -> RunResult:
+    """A worker's job: register a shipped architecture (if any), then run one seed."""
+    if payload is not None:
+        import pickle
+
+        from .architectures import ARCHITECTURES, register_architecture
+
+        name, builder, modalities, speaker = pickle.loads(payload)  # our own bytes, from the parent process
+        if name not in ARCHITECTURES:
+            register_architecture(name, modalities=modalities, speaker=speaker)(builder)
+    return run_seed(experiment, data, seed, out=out, **options)
 
 
 def _one_thread() -> None:

@@ -5,18 +5,20 @@ position for some models, and judged models on the test set. Here instead:
 
 - the output is a softmax over the scheme's real classes; padding and unscored utterances get sample weight 0,
   and the loss is the mean cross-entropy over the scored utterances of a batch (``mean_with_sample_weight``);
-- model selection (early stopping, best weights) uses macro-F1 on a held-out *validation* split, computed with
-  :mod:`model_utils.metrics` at the end of every epoch;
+- model selection (early stopping, then the best epoch's weights or the mean of the best epochs' weights) uses a
+  held-out *validation* split, scored with :mod:`model_utils.metrics` at the end of every epoch
+  (:class:`~model_utils.config.TrainConfig` says which score and which rule);
 - :func:`fit` takes the train and validation splits only and refuses any dialogue of the test split;
 - :func:`set_seed` makes a run repeatable.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal
+from typing import Iterable
 
 import keras
 import numpy as np
@@ -24,6 +26,10 @@ import numpy as np
 from data_utils.dataset import ERCDataset
 
 from . import metrics
+from .config import TrainConfig
+
+__all__ = ["TrainConfig", "TrainResult", "LengthBatches", "class_weights", "compile_model", "evaluate_model", "fit",
+           "make_loss", "model_inputs", "predict", "set_seed", "targets", "train_epochs"]
 
 # Batches of different lengths retrace the step function a few times by design; TF's warning about it is noise.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -41,39 +47,19 @@ def set_seed(seed: int) -> None:
             pass
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 100  # cap; early stopping on validation usually ends far sooner
-    batch_size: int = 32  # dialogues per step, as upstream
-    learning_rate: float = 1e-3  # Adam with upstream's (Keras') defaults
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    patience: int = 10  # epochs without a better validation score before stopping
-    class_weight: Literal["none", "balanced"] = "none"
-    label_smoothing: float = 0.0
-    monitor: str = "macro_f1"  # validation metric to maximise, one of metrics.METRICS
-
-    def __post_init__(self):
-        if self.class_weight not in ("none", "balanced"):
-            raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
-        if self.monitor not in metrics.METRICS:
-            raise ValueError(f"monitor must be one of {metrics.METRICS}, got {self.monitor!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0:
-            raise ValueError("epochs and batch_size must be >= 1 and patience >= 0")
-
-
 @dataclass
 class TrainResult:
     # Per epoch: epoch; loss (Keras' running mean of the training batch losses, class-weighted if configured);
     # val_loss (mean CE over scored validation utterances, never class-weighted); val_<m> for m in METRICS.
     history: list[dict]
-    best_epoch: int  # 1-based; its weights are the model's weights after fit
+    best_epoch: int  # 1-based; the best epoch by the monitored validation score
     best_score: float  # validation <monitor> at best_epoch
     monitor: str
     epochs_run: int
     stopped_early: bool
     seconds: float
+    averaged_epochs: list[int] = field(default_factory=list)  # epochs whose weights were averaged ('average')
+    validation: dict = field(default_factory=dict)  # validation metrics of the weights the model ends with
     class_weights: list[float] | None = None
     config: dict = field(default_factory=dict)
 
@@ -130,7 +116,7 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     """Compile with Adam (upstream's defaults unless ``config`` says otherwise) and the masked loss."""
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
-                                        epsilon=config.epsilon),
+                                        epsilon=config.epsilon, clipnorm=config.clipnorm),
         loss=make_loss(config),
     )
 
@@ -230,7 +216,9 @@ def _check_no_test(ds: ERCDataset, role: str) -> None:
 # ------------------------------------------------------------------------------------------------ training
 
 class _Selection(keras.callbacks.Callback):
-    """Scores the validation split after every epoch, keeps the best weights, stops after ``patience``."""
+    """Scores the validation split after every epoch, keeps the weights of the ``average_top`` best epochs, stops
+    after ``patience`` epochs without a better score, and ends with the best epoch's weights ('best') or their mean
+    ('average')."""
 
     def __init__(self, model: keras.Model, valid: ERCDataset, modalities: tuple[str, ...], loss: keras.losses.Loss,
                  config: TrainConfig, verbose: bool):
@@ -238,7 +226,16 @@ class _Selection(keras.callbacks.Callback):
         self.valid, self.modalities, self.loss, self.config, self.verbose = valid, modalities, loss, config, verbose
         self.y, self.w = targets(valid)
         self.history: list[dict] = []
-        self.best_score, self.best_epoch, self.best_weights = -np.inf, 0, None
+        self.best_score, self.best_epoch = -np.inf, 0
+        keep = config.average_top if config.selection == "average" else 1
+        self._keep = keep
+        self._kept: list[tuple[float, int, list[np.ndarray]]] = []  # min-heap of (score, -epoch, weights)
+        self.averaged_epochs: list[int] = []
+
+    def score(self, row: dict) -> float:
+        """The monitored validation score of an epoch's row, oriented so that higher is better."""
+        value = row[f"val_{self.config.monitor}"]
+        return value if self.config.higher_is_better else -value
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         probs = predict(self.model, self.valid, self.modalities, self.config.batch_size)
@@ -249,26 +246,37 @@ class _Selection(keras.callbacks.Callback):
         row.update({f"val_{m}": scores[m] for m in metrics.METRICS})
         self.history.append(row)
 
-        score = row[f"val_{self.config.monitor}"]
+        score = self.score(row)
+        entry = (score, -(epoch + 1))  # ties: the earlier epoch ranks higher
+        if len(self._kept) < self._keep or entry > self._kept[0][:2]:
+            item = (*entry, self.model.get_weights())
+            (heapq.heappush if len(self._kept) < self._keep else heapq.heapreplace)(self._kept, item)
         if score > self.best_score:  # strict: ties keep the earlier epoch
             self.best_score, self.best_epoch = score, epoch + 1
-            self.best_weights = self.model.get_weights()
         elif epoch + 1 - self.best_epoch >= self.config.patience:
             self.model.stop_training = True
         if self.verbose:
             mark = " *" if self.best_epoch == epoch + 1 else ""
-            scores = "  ".join(f"{m} {row['val_' + m]:.4f}" for m in metrics.METRICS)
+            shown = "  ".join(f"{m} {row['val_' + m]:.4f}" for m in metrics.METRICS)
             print(f"epoch {epoch + 1:3d}/{self.config.epochs}  train loss {row['loss']:.4f} | "
-                  f"valid loss {row['val_loss']:.4f}  {scores}{mark}", flush=True)
+                  f"valid loss {row['val_loss']:.4f}  {shown}{mark}", flush=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+        if not self._kept:
+            return
+        kept = sorted(self._kept, reverse=True)
+        self.averaged_epochs = [-e for _, e, _ in kept] if self.config.selection == "average" else []
+        weights = [w for _, _, w in kept]
+        if len(weights) == 1:
+            self.model.set_weights(weights[0])
+        else:
+            self.model.set_weights([np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*weights)])
 
 
 def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: Iterable[str],
         config: TrainConfig = TrainConfig(), *, verbose: bool | int = True) -> TrainResult:
-    """Train ``model`` on ``train``, select the epoch on ``valid``; the model ends with the best epoch's weights.
+    """Train ``model`` on ``train``, select on ``valid``; the model ends with the selected weights (the best epoch's,
+    or the mean of the best epochs' with ``config.selection='average'``).
 
     ``model`` maps the inputs it declares (modalities, ``present``, ``speaker``) to (N, T, C) probabilities.
     It is (re)compiled here with Adam and the masked loss. Call :func:`set_seed` before building it.
@@ -287,15 +295,22 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     selection = _Selection(model, valid, modalities, make_loss(config), config, verbose)
     start = time.perf_counter()
     _fit_passes(model, batches, config.epochs, selection)
+    seconds = time.perf_counter() - start
     epochs_run = len(selection.history)
+    if selection.averaged_epochs:  # averaged weights: score them once more
+        final = evaluate_model(model, valid, modalities, config.batch_size)
+    else:  # the best epoch's weights, already scored
+        final = {m: selection.history[selection.best_epoch - 1][f"val_{m}"] for m in metrics.METRICS}
     return TrainResult(
         history=selection.history,
         best_epoch=selection.best_epoch,
-        best_score=float(selection.best_score),
+        best_score=float(selection.best_score if config.higher_is_better else -selection.best_score),
         monitor=config.monitor,
         epochs_run=epochs_run,
         stopped_early=epochs_run < config.epochs,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
+        averaged_epochs=selection.averaged_epochs,
+        validation={m: final[m] for m in metrics.METRICS},
         class_weights=None if weights is None else weights.tolist(),
         config=asdict(config),
     )

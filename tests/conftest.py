@@ -5,7 +5,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 FIXTURE_PKL = SHARED / "fixtures" / "poria_py2_small.pkl"
 TRANSCRIPTS_CSV = SHARED / "data" / "iemocap_transcripts.csv"
 
@@ -31,3 +32,15 @@ def small_corpus():
 
     return generate_corpus(seed=3, config=SyntheticConfig(n_train=8, n_test=3, mean_length=12, sd_length=4,
                                                            min_length=4, max_length=20))
+
+
+def import_archive(name: str):
+    """A module of ``archive/`` (the archive notebook's helpers, which live beside it, not in the packages), imported
+    as the notebook imports it."""
+    import importlib
+    import sys
+
+    folder = str(REPO / "archive")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)

@@ -41,10 +41,10 @@ def _inputs(arch, *, t=T, garbage=False):
         fill = 30 * np.random.default_rng(100 + i).normal(size=x.shape).astype(np.float32)
         data[m] = np.where(present[..., None] > 0, x, fill if garbage else 0.0).astype(np.float32)
     data["present"] = present
-    if ARCHITECTURES[arch].uses_speaker:  # two speakers taking turns; garbage ids at padding
+    if ARCHITECTURES[arch].uses_speaker:  # two parties taking turns; garbage ids at padding
         turns = np.broadcast_to(np.arange(t) % 2, present.shape)
         junk = np.random.default_rng(7).integers(0, 2, size=present.shape)
-        data["speaker"] = np.where(present > 0, turns, junk if garbage else 0).astype(np.int32)
+        data["party"] = np.where(present > 0, turns, junk if garbage else 0).astype(np.int32)
     return data
 
 

@@ -1,7 +1,11 @@
-"""Named experiments, the multi-seed runner and the `mser run | table | compare | list` commands."""
+"""Named experiments, the public experiment API, the multi-seed runner, run directories (provenance, resume,
+cross-validation) and the `mser run | table | compare | list | bench` commands."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -10,15 +14,31 @@ import pytest
 
 from data_utils.dataset import load_dataset
 from data_utils.fileio import OutputExistsError
-from model_utils.architectures import ARCHITECTURES, default_hparams, required_inputs
+from model_utils.architectures import ARCHITECTURES, ModelInputs, default_hparams, register_architecture, \
+    required_inputs
+from model_utils.config import GROUPS, Experiment, TrainConfig
 from model_utils.experiments import EXPERIMENTS, get_experiment
 from model_utils.metrics import METRICS
-from model_utils.reporting import compare_runs, results_table, summaries, to_markdown
-from model_utils.runner import prepare_data, run_experiment
+from model_utils.reporting import compare_runs, runs_table, to_markdown
+from model_utils.results import read_run
+from model_utils.runner import prepare_data, run_experiment, run_many
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "synthetic-small"
+PROVENANCE = ("git_commit", "python", "tensorflow", "keras", "numpy", "command", "started")
 
+
+def mser(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "mser.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, **kwargs)
+
+
+def _comparable(summary: dict) -> dict:
+    """A summary without what differs between two runs of the same configuration: wall times and provenance."""
+    return {k: v for k, v in summary.items() if k not in ("train_seconds", "provenance")}
+
+
+# ------------------------------------------------------------------------------------------------ the registry
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_experiment_is_well_formed(name):
@@ -26,7 +46,7 @@ def test_every_experiment_is_well_formed(name):
     assert e.arch in ARCHITECTURES
     required_inputs(e.arch, e.modalities)  # raises on a modality set the architecture does not take
     assert set(e.hparams) <= set(default_hparams(e.arch)), "unknown hyperparameters"
-    assert e.group in {"timnet", "exploratory", "fusion", "final", "ablation"}
+    assert e.group in GROUPS and e.base == e.name and not e.overrides
 
 
 def test_unknown_experiment_names_its_neighbours():
@@ -34,15 +54,15 @@ def test_unknown_experiment_names_its_neighbours():
         get_experiment("rnn-txt")
 
 
-def test_prepare_data_holds_out_validation_dialogues():
+def test_prepare_data_holds_out_validation_dialogues_and_standardises_on_train():
     ds = load_dataset(SMALL)
     train, valid, test = prepare_data(get_experiment("multimodal"), ds)
     ids = [set(x.dialogue_ids) for x in (train, valid, test)]
     assert ids[0] and ids[1] and ids[2]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
     assert ids[0] | ids[1] == set(ds.splits["train"]) and ids[2] == set(ds.splits["test"])
-    assert train.standardized  # multimodal standardises, on training dialogues
-    assert not prepare_data(get_experiment("text-bilstm"), ds)[0].standardized
+    assert train.standardized and prepare_data("text-bilstm", ds)[0].standardized  # every experiment, by default
+    assert not prepare_data(get_experiment("multimodal-no-standardize"), ds)[0].standardized
 
 
 def test_an_experiment_needing_an_absent_modality_refuses(small_corpus):
@@ -59,6 +79,50 @@ def test_an_experiment_needing_an_absent_modality_refuses(small_corpus):
     prepare_data(get_experiment("text-bilstm"), text_only)  # text-only experiments run
 
 
+# ------------------------------------------------------------------------------------------------ Experiment
+
+def test_an_experiment_is_validated_when_created():
+    with pytest.raises(ValueError, match="unknown architecture 'bilstmm'.*register_architecture"):
+        Experiment("x", "bilstmm", ("text",))
+    with pytest.raises(ValueError, match=r"text_bilstm takes exactly the modalities \('text',\)"):
+        Experiment("x", "text_bilstm", ("audio",))
+    with pytest.raises(ValueError, match=r"\['unitz'\] are not hyperparameters of architecture 'rnn'.*units"):
+        Experiment("x", "rnn", ("text",), hparams={"unitz": 3})
+    with pytest.raises(ValueError, match=r"\['lr'\] are not training settings.*learning_rate"):
+        Experiment("x", "rnn", ("text",), train={"lr": 3e-4})
+    with pytest.raises(ValueError, match="class_weight must be"):
+        Experiment("x", "rnn", ("text",), train={"class_weight": "inverse"})
+    with pytest.raises(ValueError, match="group must be one of"):
+        Experiment("x", "rnn", ("text",), group="mine")
+
+
+def test_experiments_are_hashable_and_overrides_make_a_new_named_one():
+    base = get_experiment("text-bilstm")
+    derived = base.with_overrides(["units=16", "train.learning_rate=3e-4", "train.standardize=false"])
+    assert derived.name == "text-bilstm[train.learning_rate=0.0003,train.standardize=False,units=16]"
+    assert derived.base == "text-bilstm" and dict(derived.hparams) == {"units": 16}
+    assert derived.train_config().learning_rate == 3e-4 and derived.train_config().standardize is False
+    assert derived == base.with_overrides({"units": 16, "train.learning_rate": 0.0003, "train.standardize": False})
+    assert len({base, derived, base.with_overrides([])}) == 2  # hashable, equal when equal
+    assert base.with_overrides(["units=16"]).with_overrides(["dropout=0.1"]).name == \
+        "text-bilstm[dropout=0.1,units=16]"
+
+
+def test_overrides_refuse_unknown_keys_with_the_valid_ones_and_wrong_types():
+    base = get_experiment("text-bilstm")
+    with pytest.raises(ValueError, match=r"unknown override key 'no_such_key'; valid keys: units, dropout, hidden, "
+                                         r"train\.epochs"):
+        base.with_overrides(["no_such_key=1"])
+    with pytest.raises(ValueError, match="unknown override key 'train.lr'"):
+        base.with_overrides(["train.lr=1"])
+    with pytest.raises(ValueError, match=r"override units='many': expected a value like the default 64"):
+        base.with_overrides(["units=many"])
+    with pytest.raises(ValueError, match="not of the form KEY=VALUE"):
+        base.with_overrides(["units"])
+
+
+# ------------------------------------------------------------------------------------------------ run directories
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
@@ -67,27 +131,37 @@ def two_runs(tmp_path_factory):
     return out, a, b
 
 
-def test_run_directory_has_the_documented_summary(two_runs):
+def test_run_directory_has_the_documented_summary_and_provenance(two_runs):
     out, a, _ = two_runs
     summary = json.loads((out / "a" / "summary.json").read_text())
     assert summary["experiment"] == "text-bilstm"
-    assert summary["dataset"] == {"path": SMALL, "synthetic": True, "label_scheme": "merged4"}
+    assert summary["dataset"] == {"path": SMALL, "synthetic": True, "label_scheme": "merged4",
+                                  "sha256": "synthetic:synthetic-small"}
     assert summary["seeds"] == [0, 1]
     for m in METRICS:
         entry = summary["metrics"][m]
         assert set(entry) == {"mean", "std", "per_seed"} and len(entry["per_seed"]) == 2
         assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]))
         assert entry["std"] == pytest.approx(np.std(entry["per_seed"], ddof=1))
+        assert 0 <= summary["ensemble"][m] <= 1
+    assert summary["ensemble"]["seeds"] == 2
+    config = summary["config"]
+    assert config["epochs_cap"] == 2 and config["train_config"]["epochs"] == 2
+    assert config["train_config"] == {**vars(TrainConfig()), "epochs": 2}
+    assert config["hparams"] == default_hparams("text_bilstm")
+    assert config["evaluation"]["validation_dialogues"] == list(prepare_data("text-bilstm", SMALL)[1].dialogue_ids)
+    assert config["differs_from_defaults"] == ["epochs"]
+    assert all(summary["provenance"][k] for k in PROVENANCE)
     assert len(summary["train_seconds"]["per_seed"]) == 2
     cm = np.array(summary["confusion_matrix"])
     assert cm.shape == (4, 4) and cm.sum() == 2 * a.test.mask.sum()  # real utterances only, both seeds
     for seed in (0, 1):
         folder = out / "a" / f"seed_{seed}"
         assert (folder / "confusion_matrix.csv").read_text().startswith("true\\pred,happy,angry,sad,neutral")
-        model = keras.models.load_model(folder / "model.keras")
-        assert model.name == "text_bilstm"
+        assert keras.models.load_model(folder / "model.keras").name == "text_bilstm"
         with np.load(folder / "predictions.npz") as f:
             assert np.all(f["y_pred"][~f["mask"]] == -1)
+            np.testing.assert_allclose(f["probabilities"][f["mask"]].sum(-1), 1, atol=1e-5)
 
 
 def test_the_same_seed_gives_identical_metrics(two_runs):
@@ -97,51 +171,192 @@ def test_the_same_seed_gives_identical_metrics(two_runs):
     np.testing.assert_array_equal(again.seeds[0].predictions, a.seeds[1].predictions)
 
 
-def test_a_run_directory_is_never_silently_overwritten(two_runs):
-    out, _, _ = two_runs
-    with pytest.raises(OutputExistsError, match="refusing to overwrite"):
-        run_experiment("text-bilstm", SMALL, seeds=[0], epochs=1, out=out / "a", verbose=0)
+def test_a_different_config_is_refused_before_training_and_the_same_one_resumes(two_runs, monkeypatch):
+    out, a, _ = two_runs
+    with pytest.raises(OutputExistsError, match=r"different configuration \(.*epochs.*--force"):
+        run_experiment("text-bilstm", SMALL, seeds=[0], epochs=3, out=out / "a", verbose=0)
+    from model_utils import runner
+
+    monkeypatch.setattr(runner, "_train_seed", lambda *a, **k: pytest.fail("a complete seed was retrained"))
+    again = run_experiment("text-bilstm", SMALL, seeds=[0, 1], epochs=2, out=out / "a", verbose=0)
+    assert again.summary()["metrics"] == a.summary()["metrics"]
 
 
 def test_table_and_compare(two_runs):
     out, a, b = two_runs
-    table = results_table(summaries([out / "a", out / "b"]))
+    table = runs_table([out / "a", out / "b"])
     assert list(table["experiment"]) == ["text-bilstm", "early-fusion"]
     assert table.loc[0, "macro_f1"] == pytest.approx(a.mean("macro_f1"))
+    assert table.loc[0, "differs"] == "epochs cap 2"
     md = to_markdown(table)
-    assert "SYNTHETIC data (not IEMOCAP)" in md and "| text-bilstm | 2 |" in md
+    assert "SYNTHETIC data (not IEMOCAP)" in md and "| text-bilstm † | 2 |" in md
+    assert "† text-bilstm: epochs cap 2 (not the experiment's defaults)" in md
     c = compare_runs(out / "a", out / "b", n_boot=200)
     assert c["a"] == "text-bilstm" and c["b"] == "early-fusion" and c["n_boot"] == 200
     assert c["diff"] == pytest.approx(b.mean("macro_f1") - a.mean("macro_f1"), abs=1e-9)
+    assert compare_runs(a, b, n_boot=200) == c  # in memory and on disk: one code path
 
 
 def test_cli_list_table_and_compare(two_runs, tmp_path):
     out, _, _ = two_runs
-
-    def mser(*args):
-        return subprocess.run([sys.executable, "-m", "mser.cli", *map(str, args)], capture_output=True, text=True,
-                              cwd=REPO)
-
     listed = mser("list").stdout
     assert all(name in listed for name in EXPERIMENTS)
+    assert mser("list", "--group", "finall").returncode == 2  # choices come from the registry
     table = mser("table", out / "a", out / "b", "--csv", tmp_path / "t.csv")
-    assert table.returncode == 0 and "SYNTHETIC" in table.stdout and (tmp_path / "t.csv").is_file()
+    assert table.returncode == 0 and "SYNTHETIC" in table.stdout and "Ensemble macro-F1" in table.stdout
+    assert "ens_macro_f1" in (tmp_path / "t.csv").read_text()
     compare = mser("compare", out / "a", out / "b", "--n-boot", 100)
     assert compare.returncode == 0 and "paired bootstrap over test dialogues" in compare.stdout
     missing = mser("table", tmp_path / "nothing")
     assert missing.returncode == 1 and "no summary.json" in missing.stderr
 
 
-def test_parallel_workers_give_the_same_numbers_as_one_process():
-    from model_utils.runner import run_many
+def test_mser_run_with_overrides_records_them_and_refuses_unknown_keys_before_training(tmp_path):
+    from mser.cli import main
 
-    names = ["text-bilstm", "cnn-text"]
-    serial = run_many(names, SMALL, seeds=[0], epochs=2, verbose=0)
-    parallel = run_many(names, SMALL, seeds=[0], epochs=2, verbose=0, workers=2)
-    assert list(parallel) == names
-    for n in names:
-        assert parallel[n].seeds[0].metrics == serial[n].seeds[0].metrics
-        np.testing.assert_array_equal(parallel[n].seeds[0].predictions, serial[n].seeds[0].predictions)
+    out = tmp_path / "D"
+    assert main(["run", "text-bilstm", "--data", SMALL, "--set", "units=16", "--epochs", "2", "--seeds", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["experiment"] == "text-bilstm[units=16]" and summary["overrides"] == {"units": 16}
+    assert summary["config"]["hparams"]["units"] == 16
+    assert summary["config"]["differs_from_defaults"] == ["units", "epochs"]
+    assert summary["provenance"]["command"].startswith("mser run text-bilstm --data synthetic-small --set units=16")
+    assert keras.models.load_model(out / "seed_0" / "model.keras").get_layer("bilstm1").forward_layer.units == 16
+
+    refused = mser("run", "text-bilstm", "--data", SMALL, "--set", "no_such_key=1", "--out", tmp_path / "E")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "unknown override key 'no_such_key'; valid keys: units, dropout, hidden, train.epochs" in refused.stderr
+    assert "seed 0" not in refused.stderr and not (tmp_path / "E").exists()  # refused before any training
+
+
+def test_an_interrupted_run_resumes_with_the_missing_seeds_only(tmp_path):
+    """Kill a 2-seed `mser run` once seed 0 is written; the same command then trains seed 1 only, and its summary
+    equals an uninterrupted run's."""
+    args = ["run", "text-bilstm", "--data", SMALL, "--seeds", "2", "--epochs", "2"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "mser.cli", *args, "--out", str(killed)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (killed / "seed_0").is_dir():
+            assert proc.poll() is None and time.monotonic() < deadline, "seed 0 was never written"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not (killed / "seed_1").exists() and not (killed / "summary.json").exists()
+
+    resumed = mser(*args, "--out", killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "reusing the complete seed(s) [0]" in resumed.stderr
+    assert "seed 1 (1/1)" in resumed.stderr and "seed 0 (" not in resumed.stderr
+    whole = mser(*args, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    got, want = (json.loads((d / "summary.json").read_text()) for d in (killed, tmp_path / "whole"))
+    assert _comparable(got) == _comparable(want)
+
+
+def test_more_seeds_extend_a_run_a_seed_list_runs_exactly_those_and_force_replaces(two_runs, tmp_path):
+    import shutil
+
+    out = tmp_path / "a"
+    shutil.copytree(two_runs[0] / "a", out)
+    extended = run_experiment("text-bilstm", SMALL, seeds=range(3), epochs=2, out=out, verbose=0)
+    assert [s.seed for s in extended.seeds] == [0, 1, 2]
+    assert extended.seeds[0].metrics == two_runs[1].seeds[0].metrics  # reused, not retrained
+    listed = run_experiment("text-bilstm", SMALL, seeds=[7], epochs=2, out=out, verbose=0)
+    assert [s.seed for s in listed.seeds] == [0, 1, 2, 7]  # the directory accumulates seeds of one config
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1, 2, 7]
+
+    replaced = run_experiment("text-bilstm", SMALL, seeds=[0], epochs=3, out=out, verbose=0, overwrite=True)
+    assert [s.seed for s in replaced.seeds] == [0]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "seed_0", "summary.json"]  # old seeds removed
+
+
+# ------------------------------------------------------------------------------------------------ your own model
+
+def test_a_model_defined_here_registers_and_runs_in_worker_processes_with_the_same_numbers():
+    @register_architecture("test_tiny_gru", modalities=("text",))
+    def tiny_gru(x: ModelInputs, num_classes, *, units: int = 8):
+        h = keras.layers.Bidirectional(keras.layers.GRU(units, return_sequences=True), name="gru")(
+            x.features["text"], mask=x.mask)
+        h = keras.layers.Dense(units, activation="relu", name="hidden")(h)
+        from model_utils.layers import ApplyMask
+
+        h = ApplyMask(name="drop_keras_mask")(h, x.mask)
+        return keras.layers.Dense(num_classes, activation="softmax", name="classifier")(h)
+
+    mine = Experiment("tiny-gru", "test_tiny_gru", ("text",), hparams={"units": 6})
+    serial = run_many([mine, "cnn-text"], SMALL, seeds=[0, 1], epochs=2, verbose=0, progress=False)
+    parallel = run_many([mine, "cnn-text"], SMALL, seeds=[0, 1], workers=2, epochs=2, verbose=0, progress=False)
+    assert list(parallel) == ["tiny-gru", "cnn-text"]
+    for name in parallel:
+        for a, b in zip(serial[name].seeds, parallel[name].seeds):
+            assert a.metrics == b.metrics
+            np.testing.assert_array_equal(a.predictions, b.predictions)
+
+
+def test_build_model_refuses_an_output_that_carries_a_keras_mask():
+    from model_utils.architectures import build_model
+
+    @register_architecture("test_masked_output", modalities=("text",))
+    def masked_output(x: ModelInputs, num_classes):
+        h = keras.layers.LSTM(4, return_sequences=True)(x.features["text"], mask=x.mask)
+        return keras.layers.Dense(num_classes, activation="softmax")(h)  # Dense passes the LSTM's mask on
+
+    with pytest.raises(ValueError, match="output carries a Keras mask.*ApplyMask"):
+        build_model("test_masked_output", dims={"text": 5}, modalities=("text",), num_classes=3, max_len=None)
+    with pytest.raises(ValueError, match="is built in"):
+        register_architecture("rnn")(masked_output)
+
+
+# ------------------------------------------------------------------------------------------------ cross-validation
+
+@pytest.fixture(scope="module")
+def cv_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cv")
+    a = run_experiment("text-bilstm", "synthetic", seeds=[0], epochs=2, cv="sessions", out=out / "a", verbose=0)
+    b = run_experiment("cnn-text", "synthetic", seeds=[0], epochs=2, cv="sessions", out=out / "b", verbose=0)
+    return out, a, b
+
+
+def test_leave_one_session_out_scores_every_utterance_once(cv_runs):
+    out, a, _ = cv_runs
+    ds = load_dataset("synthetic")
+    summary = json.loads((out / "a" / "summary.json").read_text())
+    assert [f["session"] for f in summary["folds"]] == ["Ses01", "Ses02", "Ses03", "Ses04", "Ses05"]
+    assert summary["utterances_scored"] == int(ds.mask.sum())  # every utterance of the corpus, once
+    assert np.asarray(summary["confusion_matrix"]).sum() == int(ds.mask.sum())
+    assert summary["evaluation"]["kind"] == "cv-sessions"
+    held_out = {f["session"]: f["test_dialogues"] for f in summary["evaluation"]["folds"]}
+    assert sum(held_out.values()) == len(ds)
+    session = dict(zip(ds.dialogue_ids, ds.sessions))
+    for fold in summary["evaluation"]["folds"]:  # validation never comes from the held-out session
+        assert fold["validation_dialogues"] and all(session[d] != fold["session"]
+                                                    for d in fold["validation_dialogues"])
+    assert sorted(p.name for p in (out / "a" / "seed_0").glob("fold_*.keras")) == \
+        [f"fold_Ses0{i}.keras" for i in range(1, 6)]
+    pooled = summary["metrics"]["macro_f1"]["mean"]
+    per_fold = [f["metrics"]["macro_f1"]["mean"] for f in summary["folds"]]
+    assert min(per_fold) <= pooled <= max(per_fold) + 0.05  # pooled, not averaged, but of the same scale
+
+
+def test_compare_works_on_two_cross_validated_runs(cv_runs, two_runs):
+    out, a, b = cv_runs
+    c = compare_runs(out / "a", out / "b", n_boot=100)
+    assert c["n_dialogues"] == 151 and c["diff"] == pytest.approx(b.mean() - a.mean(), abs=1e-9)
+    with pytest.raises(ValueError, match="same test set"):
+        compare_runs(out / "a", two_runs[0] / "a")
+
+
+def test_mser_run_cv_writes_folds_into_its_own_directory(tmp_path):
+    from mser.cli import main
+
+    assert main(["run", "text-bilstm", "--data", SMALL, "--cv", "sessions", "--seeds", "1", "--epochs", "1",
+                 "--quiet", "--out", str(tmp_path / "cv")]) == 0
+    run = read_run(tmp_path / "cv")
+    assert run.cross_validated and len(run.seeds[0].folds) == 5
 
 
 # ------------------------------------------------------------------------------------------------ mser bench
@@ -182,7 +397,6 @@ def test_bench_compare_alternates_and_keeps_the_median_run(monkeypatch):
 
 
 def test_cli_bench_refuses_an_unknown_experiment_before_measuring():
-    proc = subprocess.run([sys.executable, "-m", "mser.cli", "bench", "multimodal", "multimodl"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = mser("bench", "multimodal", "multimodl")
     assert proc.returncode != 0 and "unknown experiment 'multimodl'" in proc.stderr
     assert not proc.stdout

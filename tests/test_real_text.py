@@ -73,7 +73,7 @@ def test_text_experiment_trains_and_scores_every_test_utterance(tfidf_pkl, tmp_p
     out = tmp_path / "run"
     result = run_experiment(name, str(tfidf_pkl), seeds=(0,), epochs=epochs, out=out, verbose=0)
     summary = json.loads((out / SUMMARY).read_text())
-    assert summary["test_utterances_scored"] == TEST_UTTERANCES
+    assert summary["utterances_scored"] == TEST_UTTERANCES
     assert summary["dataset"]["synthetic"] is False and summary["dataset"]["label_scheme"] == "merged4"
     assert summary["class_names"] == ["happy", "angry", "sad", "neutral"]
     assert np.asarray(summary["confusion_matrix"]).sum() == TEST_UTTERANCES

@@ -12,11 +12,10 @@ import pytest
 matplotlib.use("Agg")
 
 from data_utils.dataset import load_dataset  # noqa: E402
-from data_utils.fileio import write_json  # noqa: E402
 from model_utils import plots, reporting  # noqa: E402
 from model_utils.experiments import EXPERIMENTS  # noqa: E402
 from model_utils.metrics import METRICS, evaluate, paired_bootstrap  # noqa: E402
-from model_utils.runner import RunResult, SeedResult  # noqa: E402
+from model_utils.results import RunResult, SeedResult, read_run, write_seed, write_summary  # noqa: E402
 
 DATA = {"path": "synthetic-small", "synthetic": True, "label_scheme": "merged4"}
 
@@ -29,15 +28,19 @@ def ds():
 def fake_run(name: str, ds, accuracy: float, seeds=(0, 1), data=DATA) -> RunResult:
     """A RunResult whose seeds predict the true class with probability about ``accuracy``, else a random one."""
     test = ds.subset("test")
-    result = RunResult(EXPERIMENTS[name], dict(data), test.class_names, test)
+    result = RunResult(EXPERIMENTS[name], dict(data), test.class_names, test.labels, test.mask, test.dialogue_ids,
+                       test=test)
     for seed in seeds:
         rng = np.random.default_rng(zlib.crc32(f"{name}/{seed}".encode()))
         noise = rng.integers(0, test.num_classes, test.labels.shape)
         pred = np.where(rng.random(test.labels.shape) < accuracy, test.labels, noise)
         pred = np.where(test.mask, pred, -1)
+        logits = 3 * np.eye(test.num_classes)[np.maximum(pred, 0)] + rng.random(pred.shape + (test.num_classes,))
+        probs = (np.exp(logits) * test.mask[..., None]).astype(np.float32)
         history = [{"epoch": e, "loss": 1.0 / e, **{f"val_{m}": 0.2 + 0.05 * e for m in METRICS}} for e in (1, 2, 3)]
         result.seeds.append(SeedResult(seed, evaluate(test.labels, pred, test.mask, test.class_names), history,
-                                       2, 3, 1.5, pred))
+                                       2, 3, 1.5, pred, probs / probs.sum(-1, keepdims=True).clip(1e-9),
+                                       {m: history[1][f"val_{m}"] for m in METRICS}))
     return result
 
 
@@ -142,7 +145,7 @@ def test_best_by_family_and_fusion_gains(runs):
     assert "p_value" not in gains
     tested = reporting.fusion_gains(reporting.runs_table(runs), results=runs, n_boot=200)
     pd.testing.assert_frame_equal(tested.drop(columns=["p_value", "significant"]), gains)
-    direct = reporting.compare_results(runs["early-fusion-text"], runs["early-fusion"], n_boot=200)
+    direct = reporting.compare_runs(runs["early-fusion-text"], runs["early-fusion"], n_boot=200)
     assert tested.loc["early-fusion", "p_value"] == direct["p_value"]
     assert tested.loc["early-fusion", "significant"] == direct["significant"]
 
@@ -157,21 +160,46 @@ def test_ablation_table_puts_the_reference_first_with_deltas(runs):
 # ------------------------------------------------------------------------------------------------ significance
 
 def _write_run_dir(folder, result: RunResult):
-    """The files compare_runs reads: summary.json and each seed's predictions.npz."""
-    write_json(folder / "summary.json", result.summary())
+    """The run directory the runner writes (model files aside), through the same code."""
     for s in result.seeds:
-        (folder / f"seed_{s.seed}").mkdir(parents=True)
-        np.savez_compressed(folder / f"seed_{s.seed}" / "predictions.npz", y_true=result.test.labels,
-                            y_pred=s.predictions, mask=result.test.mask,
-                            dialogue_ids=np.array(result.test.dialogue_ids))
+        write_seed(folder, result, s)
+    write_summary(folder, result)
 
 
-def test_compare_results_in_memory_equals_compare_runs_on_disk(runs, tmp_path):
+def test_a_run_read_back_from_disk_is_the_run_in_memory(runs, tmp_path):
+    a = runs["cnn-text"]
+    _write_run_dir(tmp_path / "a", a)
+    back = read_run(tmp_path / "a")
+    assert back.experiment.name == a.experiment.name and back.data == a.data and back.test is None
+    assert back.summary() == a.summary()
+    for x, y in zip(back.seeds, a.seeds):
+        np.testing.assert_array_equal(x.predictions, y.predictions)
+        np.testing.assert_allclose(x.probabilities, y.probabilities, rtol=1e-6)
+    assert reporting.runs_table([tmp_path / "a"]).drop(columns="data").equals(
+        reporting.runs_table([a]).drop(columns="data"))
+
+
+def test_the_seed_ensemble_averages_posteriors_and_is_reported_beside_the_mean(runs):
+    a = runs["cnn-text"]
+    probs = np.mean([s.probabilities for s in a.seeds], axis=0)
+    want = evaluate(a.labels, np.where(a.mask, probs.argmax(-1), -1), a.mask, a.class_names)
+    ensemble = a.summary()["ensemble"]
+    assert ensemble["seeds"] == 2 and ensemble["macro_f1"] == pytest.approx(want["macro_f1"])
+    assert ensemble["accuracy"] == pytest.approx(want["accuracy"])
+    assert a.summary()["metrics"]["macro_f1"]["mean"] == pytest.approx(a.mean())  # the mean is still there
+    table = reporting.runs_table([a])
+    assert table.loc[0, "ens_macro_f1"] == pytest.approx(want["macro_f1"])
+    md = reporting.to_markdown(table)
+    assert "Ensemble macro-F1" in md and f"{want['macro_f1']:.4f}" in md
+    assert f"{a.mean():.4f} ± " in md
+
+
+def test_compare_runs_in_memory_equals_compare_runs_on_disk(runs, tmp_path):
     a, b = runs["cnn-text"], runs["rnn-text"]
     _write_run_dir(tmp_path / "a", a)
     _write_run_dir(tmp_path / "b", b)
     on_disk = reporting.compare_runs(tmp_path / "a", tmp_path / "b", n_boot=300)
-    in_memory = reporting.compare_results(a, b, n_boot=300)
+    in_memory = reporting.compare_runs(a, b, n_boot=300)
     for key in ("diff", "ci95", "p_value"):
         assert in_memory[key] == pytest.approx(on_disk[key])
     assert {k: v for k, v in in_memory.items() if k not in ("diff", "ci95", "p_value")} == \
@@ -186,7 +214,7 @@ def test_compare_runs_scores_every_class_even_when_the_last_is_absent(runs, tmp_
     def without_last_class(r: RunResult) -> RunResult:
         last = len(r.class_names) - 1
         test = dataclasses.replace(r.test, labels=np.where(r.test.labels == last, 0, r.test.labels))
-        out = RunResult(r.experiment, r.data, r.class_names, test)
+        out = RunResult(r.experiment, r.data, r.class_names, test.labels, test.mask, test.dialogue_ids, test=test)
         for s in r.seeds:
             pred = np.where(s.predictions == last, 0, s.predictions)
             out.seeds.append(dataclasses.replace(s, predictions=pred,
@@ -200,10 +228,10 @@ def test_compare_runs_scores_every_class_even_when_the_last_is_absent(runs, tmp_
         pytest.approx(b.mean() - a.mean())
 
 
-def test_compare_results_refuses_different_test_sets(runs, ds):
+def test_compare_runs_refuses_different_test_sets(runs, ds):
     other = fake_run("cnn-all", load_dataset("synthetic-small", seed=1), 0.7)
     with pytest.raises(ValueError, match="same test set"):
-        reporting.compare_results(runs["cnn-text"], other)
+        reporting.compare_runs(runs["cnn-text"], other)
 
 
 def test_significance_table_tests_the_pairs_that_ran(runs):

@@ -1,4 +1,4 @@
-"""model_utils.upstream: the upstream protocol's flaws, checked against protocol.md's numbers where it has them."""
+"""archive/upstream.py: the upstream protocol's flaws, checked against protocol.md's numbers where it has them."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from data_utils.dataset import load_dataset
-from model_utils import upstream
+
+from conftest import import_archive
+
+upstream = import_archive("upstream")
 
 CLASSES = ("hap", "ang", "sad", "neu")
 

@@ -7,23 +7,41 @@ import sys
 from pathlib import Path
 
 from data_utils.labels import DEFAULT_SCHEME, SCHEMES
+from model_utils.config import CV_MODES, GROUPS
+from model_utils.metrics import METRICS
 
 from ._common import handles_data_errors
 from .data import DATA_HELP
 
 
+
 def register(subparsers) -> None:
     lst = subparsers.add_parser("list", help="list the named experiments")
-    lst.add_argument("--group", help="only this group (timnet, exploratory, fusion, final, ablation)")
+    lst.add_argument("--group", choices=GROUPS, help="only this group")
     lst.set_defaults(func=_list)
 
-    run = subparsers.add_parser("run", help="train and evaluate an experiment over seeds")
+    run = subparsers.add_parser(
+        "run", help="train and evaluate an experiment over seeds",
+        description="Train and evaluate an experiment over seeds into a run directory. Rerunning the same command "
+                    "trains only the seeds that are missing (an interrupted run resumes); a different configuration "
+                    "into the same directory is refused before any training unless --force.")
     run.add_argument("name", help="experiment name (see `mser list`)")
     _data_args(run)
-    run.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default 3)")
-    run.add_argument("--epochs", type=int, help="cap on epochs (early stopping on validation macro-F1 decides)")
-    run.add_argument("--out", type=Path, help="run directory (default runs/NAME)")
-    run.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=_positive, default=3, metavar="N",
+                       help="seeds 0..N-1 (default 3); on an existing run, adds the missing ones")
+    seeds.add_argument("--seed-list", type=_int_list, metavar="S,S,...", help="exactly these seeds, e.g. 7,11")
+    run.add_argument("--epochs", type=_positive, help="cap on epochs (early stopping on validation decides)")
+    run.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                     help="override a hyperparameter (units=32) or a training setting (train.learning_rate=3e-4); "
+                          "repeat for several; unknown keys are refused with the list of valid ones")
+    run.add_argument("--cv", choices=list(CV_MODES),
+                     help="sessions: leave-one-session-out cross-validation, one model per held-out session, every "
+                          "utterance scored once (instead of the test split); train-sessions: the same inside the "
+                          "training dialogues only, never touching the test split (to choose configurations)")
+    run.add_argument("--out", type=Path, help="run directory (default runs/NAME, with overrides and --cv marked)")
+    run.add_argument("--force", action="store_true",
+                     help="retrain the requested seeds even if complete, and replace a run of another configuration")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=_run)
 
@@ -36,7 +54,7 @@ def register(subparsers) -> None:
     compare = subparsers.add_parser("compare", help="paired bootstrap test between two runs on the same test set")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
-    compare.add_argument("--metric", default="macro_f1", choices=["accuracy", "macro_f1", "weighted_f1", "uar"])
+    compare.add_argument("--metric", default="macro_f1", choices=METRICS)
     compare.add_argument("--n-boot", type=int, default=2000)
     compare.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
     compare.set_defaults(func=_compare)
@@ -57,10 +75,29 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"])
 
 
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, e.g. 7,11; got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("needs at least one seed")
+    return values
+
+
 def _list(args) -> int:
     from model_utils.experiments import EXPERIMENTS
 
     rows = [e for e in EXPERIMENTS.values() if args.group in (None, e.group)]
+    if not rows:
+        print(f"no experiment in group {args.group!r}")
+        return 0
     width = max(len(e.name) for e in rows)
     for e in rows:
         print(f"{e.name:<{width}}  {e.group:<11} {'+'.join(e.modalities):<18} {e.description}")
@@ -69,14 +106,19 @@ def _list(args) -> int:
 
 @handles_data_errors
 def _run(args) -> int:
-    from model_utils.runner import run_experiment
+    import shlex
 
-    out = args.out or Path("runs") / args.name
-    result = run_experiment(args.name, args.data, seeds=range(args.seeds), epochs=args.epochs, scheme=args.scheme,
-                            out=out, overwrite=args.force, verbose=0 if args.quiet else 1)
+    from model_utils.runner import resolve_experiment, run_dir_name, run_experiment
+
+    experiment = resolve_experiment(args.name, args.overrides)  # unknown keys fail here, before any data is read
+    out = args.out or Path("runs") / run_dir_name(experiment, args.cv)
+    seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
+    result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
+                            overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
+                            command=shlex.join(["mser", *args.argv]))
     summary = result.summary()
-    print(json.dumps({k: summary[k] for k in ("experiment", "dataset", "seeds", "metrics", "train_seconds")},
-                     indent=2))
+    print(json.dumps({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
+                                              "train_seconds")}, indent=2))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -84,9 +126,9 @@ def _run(args) -> int:
 @handles_data_errors
 def _table(args) -> int:
     from data_utils.fileio import write_text
-    from model_utils.reporting import results_table, summaries, to_markdown
+    from model_utils.reporting import runs_table, to_markdown
 
-    table = results_table(summaries(args.runs))
+    table = runs_table(args.runs)
     print(to_markdown(table), end="")
     if args.csv:
         write_text(args.csv, table.to_csv(index=False), overwrite=args.force)

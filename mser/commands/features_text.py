@@ -30,6 +30,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="sentence-transformer only: first fine-tune the encoder for up to N epochs as an "
                              "utterance classifier on the training dialogues' labels, keeping the epoch with the best "
                              "validation macro-F1 (default 0: no fine-tuning)")
+    parser.add_argument("--no-cross-fit", dest="cross_fit", action="store_false",
+                        help="with --fine-tune-epochs: embed the training dialogues with the encoder fine-tuned on "
+                             "them (default: cross-fitted, each fold of training dialogues embedded by an encoder "
+                             "fine-tuned on the other folds; one fine-tuning per fold plus one)")
     parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=[*SCHEMES, "native"],
                         help=f"label scheme of the fine-tuning classes (default {DEFAULT_SCHEME})")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
@@ -44,7 +48,8 @@ def handler(args: argparse.Namespace) -> int:
     try:
         check_writable(args.out, overwrite=args.force)  # fail before the encoding work, not after it
         corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
-                                   fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme)
+                                   fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
+                                   cross_fit=args.cross_fit)
         write_corpus(corpus, args.out, overwrite=args.force)
     except (DataFormatError, OutputExistsError, MissingExtraError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

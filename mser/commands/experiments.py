@@ -45,6 +45,26 @@ def register(subparsers) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=_run)
 
+    select = subparsers.add_parser(
+        "select", help="choose features × experiment by cross-validation inside the training dialogues",
+        description="Cross-validate every (data, experiment) candidate inside the training dialogues, one fold per "
+                    "recording session, and select the best by the pooled CV score; then score every candidate "
+                    "once on the test split for the table (the test scores never take part in the choice).")
+    select.add_argument("experiments", nargs="+", help="experiment names (see `mser list`)")
+    select.add_argument("--data", action="append", required=True, metavar="PATH",
+                        help="a corpus pickle; repeat for several feature sets")
+    select.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"])
+    select.add_argument("--seeds", type=_positive, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
+    select.add_argument("--epochs", type=_positive, help="cap on epochs")
+    select.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="an override for every candidate (as in `mser run`)")
+    select.add_argument("--metric", default="macro_f1", choices=METRICS)
+    select.add_argument("--no-test", dest="test", action="store_false",
+                        help="only cross-validate (do not score the candidates on the test split)")
+    select.add_argument("--workers", type=_positive, default=1, help="processes training side by side")
+    select.add_argument("--out", type=Path, default=Path("runs/select"), help="where the runs go (resumable)")
+    select.set_defaults(func=_select)
+
     table = subparsers.add_parser("table", help="one markdown and CSV table from several run directories")
     table.add_argument("runs", nargs="+", type=Path, help="run directories written by `mser run`")
     table.add_argument("--csv", type=Path, help="also write the table as CSV here")
@@ -120,6 +140,25 @@ def _run(args) -> int:
     print(json.dumps({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
                                               "train_seconds")}, indent=2))
     print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+@handles_data_errors
+def _select(args) -> int:
+    from data_utils.fileio import write_text
+    from model_utils import selection
+    from model_utils.experiments import get_experiment
+    from model_utils.runner import resolve_experiment
+
+    for name in args.experiments:
+        resolve_experiment(get_experiment(name), args.overrides)  # typos fail before any training
+    table = selection.select(selection.candidates(args.data, args.experiments, args.overrides), out=args.out,
+                             seeds=range(args.seeds), metric=args.metric, scheme=args.scheme, epochs=args.epochs,
+                             test=args.test, workers=args.workers)
+    markdown = selection.to_markdown(table, args.metric)
+    print(markdown, end="")
+    write_text(args.out / "selection.md", markdown, overwrite=True)
+    write_text(args.out / "selection.csv", table.to_csv(index=False), overwrite=True)
     return 0
 
 

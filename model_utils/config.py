@@ -80,10 +80,6 @@ class TrainConfig:
 TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
-def train_defaults() -> dict[str, Any]:
-    return dataclasses.asdict(TrainConfig())
-
-
 # ------------------------------------------------------------------------------------------------ parameters
 
 class Params(Mapping[str, Any]):

@@ -184,17 +184,6 @@ class RunResult:
                          "best_epoch": [f.best_epoch for f in per_seed]})
         return rows
 
-    def merge(self, other: "RunResult") -> "RunResult":
-        """This run and ``other`` (more seeds of the same configuration) as one run, seeds in order."""
-        if other.experiment != self.experiment or other.data != self.data or other.config != self.config:
-            raise ValueError(f"cannot merge runs of different configurations ({self.experiment.name} and "
-                             f"{other.experiment.name})")
-        seeds = sorted(self.seeds + other.seeds, key=lambda s: s.seed)
-        if len({s.seed for s in seeds}) != len(seeds):
-            raise ValueError(f"{self.experiment.name}: both runs hold seed(s) "
-                             f"{sorted({s.seed for s in self.seeds} & {s.seed for s in other.seeds})}")
-        return dataclasses.replace(self, seeds=seeds)
-
     def same_scored_set(self, other: "RunResult") -> bool:
         return (tuple(self.dialogue_ids) == tuple(other.dialogue_ids) and np.array_equal(self.labels, other.labels)
                 and np.array_equal(self.mask, other.mask))
@@ -316,7 +305,7 @@ def as_run(run: "RunResult | str | Path") -> RunResult:
 # ------------------------------------------------------------------------------------------------ provenance
 
 @functools.lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime: float) -> str:
+def _file_sha256(path: str, size: int, mtime: float) -> str:  # size and mtime: part of the cache key
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -197,7 +197,7 @@ def test_missing_wavs_name_the_base_file_dialogue_count_and_ids(tmp_path):
     for u in UTTERANCES:
         if u not in ("Ses01F_impro01_M000", "Ses01F_impro01_F001", "Ses01M_script02_F000"):
             (tmp_path / f"{u}.wav").touch()
-    with pytest.raises(DataFormatError) as e:
+    with pytest.raises(DataFormatError, match="have no <utterance_id>.wav") as e:
         add_audio_features(make_base(), tmp_path)
     message = str(e.value)
     assert message.startswith("base.pkl: dialogue 'Ses01F_impro01': ")

@@ -165,7 +165,7 @@ def test_poria_layout_round_trips_and_absent_modalities_stay_absent(tmp_path, sm
     d = small_corpus.dialogues[FIRST]
     np.testing.assert_array_equal(back.dialogues[FIRST].features["visual"], d.features["visual"])
     assert back.dialogues[FIRST].labels == d.labels
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(OutputExistsError, match="refusing to overwrite"):
         write_corpus(small_corpus, path)
 
     layout = list(corpus_to_tuple(small_corpus))

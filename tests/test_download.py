@@ -154,7 +154,7 @@ def test_progress_line_on_stderr(server, dest, capsys):
 ])
 def test_bad_url_raises_and_leaves_nothing(server, dest, path, reason):
     url = f"{server}{path}"
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(DownloadError, match="every URL failed") as info:
         _get(dest, url)
     message = str(info.value)
     assert url in message and reason in message
@@ -165,7 +165,7 @@ def test_bad_url_raises_and_leaves_nothing(server, dest, path, reason):
 
 
 def test_unreachable_url(closed_port_url, dest):
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(DownloadError, match="(?i)refused") as info:
         _get(dest, closed_port_url)
     assert closed_port_url in str(info.value)
     assert "refused" in str(info.value).lower()
@@ -185,7 +185,7 @@ def test_falls_back_to_next_url(server, dest):
 
 def test_all_failures_listed(server, closed_port_url, dest):
     urls = [f"{server}/missing.pkl", closed_port_url, f"{server}/truncated.pkl"]
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(DownloadError, match="every URL failed") as info:
         _get(dest, *urls)
     assert [u for u, _ in info.value.failures] == urls
     assert all(u in str(info.value) for u in urls)
@@ -217,7 +217,7 @@ def test_existing_good_file_returned_without_download(closed_port_url, dest):
 def test_failed_overwrite_keeps_old_file(server, dest):
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"old")
-    with pytest.raises(DownloadError):
+    with pytest.raises(DownloadError, match="git blob SHA-1 mismatch"):
         _get(dest, f"{server}/wrong.pkl", overwrite=True)
     assert dest.read_bytes() == b"old"
     assert [p.name for p in dest.parent.iterdir()] == [dest.name]

@@ -111,7 +111,7 @@ def test_synthetic_goes_through_the_pickle_layout_and_is_flagged(tmp_path):
     assert from_file.synthetic and in_memory.synthetic
     d = "synth_test_003"
     np.testing.assert_array_equal(from_file.dialogues[d].features["audio"], in_memory.dialogues[d].features["audio"])
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(OutputExistsError, match="refusing to overwrite"):
         write_synthetic(path)
 
 

@@ -87,7 +87,7 @@ def test_text_experiment_trains_and_scores_every_test_utterance(tfidf_pkl, tmp_p
 
 @pytest.mark.parametrize("name", ["rnn-audio", "multimodal"])
 def test_an_experiment_needing_audio_refuses_text_only_features(text_ds, name):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match=f"experiment {name!r} needs audio") as err:
         prepare_data(get_experiment(name), text_ds)
     message = str(err.value)
     assert f"experiment {name!r} needs audio" in message

@@ -155,10 +155,13 @@ def test_train_epochs_trains_without_selection(ds):
 
 
 def test_config_is_validated():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="class_weight must be 'none' or 'balanced'"):
         TrainConfig(class_weight="inverse")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="monitor must be one of"):
         TrainConfig(monitor="val_loss")
+    with pytest.raises(ValueError, match="selection must be one of"):
+        TrainConfig(selection="last")
+    assert not TrainConfig(monitor="loss").higher_is_better and TrainConfig().higher_is_better
 
 
 def test_length_trimmed_batches_predict_exactly_what_full_width_batches_do(ds):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def with_cell(rows, index: int, column: str, value: str, header=HEADER):
 
 def error_of(tmp_path, rows, header=HEADER) -> TranscriptFormatError:
     path = write_csv(tmp_path / "t.csv", rows, header)
-    with pytest.raises(DataFormatError) as info:
+    with pytest.raises(DataFormatError, match=re.escape(str(path))) as info:
         read_transcripts(path)
     assert str(path) in str(info.value)
     return info.value

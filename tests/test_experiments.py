@@ -230,7 +230,7 @@ def test_mser_run_with_overrides_records_them_and_refuses_unknown_keys_before_tr
     assert "seed 0" not in refused.stderr and not (tmp_path / "E").exists()  # refused before any training
 
 
-def test_an_interrupted_run_resumes_with_the_missing_seeds_only(tmp_path):
+def test_an_interrupted_run_resumes_with_the_missing_seeds_only(tmp_path, capsys):
     """Kill a 2-seed `mser run` once seed 0 is written; the same command then trains seed 1 only, and its summary
     equals an uninterrupted run's."""
     args = ["run", "text-bilstm", "--data", SMALL, "--seeds", "2", "--epochs", "2"]
@@ -247,12 +247,13 @@ def test_an_interrupted_run_resumes_with_the_missing_seeds_only(tmp_path):
         proc.wait()
     assert not (killed / "seed_1").exists() and not (killed / "summary.json").exists()
 
-    resumed = mser(*args, "--out", killed)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "reusing the complete seed(s) [0]" in resumed.stderr
-    assert "seed 1 (1/1)" in resumed.stderr and "seed 0 (" not in resumed.stderr
-    whole = mser(*args, "--out", tmp_path / "whole")
-    assert whole.returncode == 0, whole.stderr
+    from mser.cli import main
+
+    assert main([*args, "--out", str(killed)]) == 0  # the same command again
+    log = capsys.readouterr().err
+    assert "reusing the complete seed(s) [0]" in log
+    assert "seed 1 (1/1)" in log and "seed 0 (" not in log
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     got, want = (json.loads((d / "summary.json").read_text()) for d in (killed, tmp_path / "whole"))
     assert _comparable(got) == _comparable(want)
 
@@ -315,14 +316,19 @@ def test_build_model_refuses_an_output_that_carries_a_keras_mask():
 
 @pytest.fixture(scope="module")
 def cv_runs(tmp_path_factory):
+    """`mser run text-bilstm --data synthetic --cv sessions --seeds 1 --epochs 2`, and cnn-text to compare with."""
+    from mser.cli import main
+
     out = tmp_path_factory.mktemp("cv")
-    a = run_experiment("text-bilstm", "synthetic", seeds=[0], epochs=2, cv="sessions", out=out / "a", verbose=0)
-    b = run_experiment("cnn-text", "synthetic", seeds=[0], epochs=2, cv="sessions", out=out / "b", verbose=0)
-    return out, a, b
+    assert main(["run", "text-bilstm", "--data", "synthetic", "--cv", "sessions", "--seeds", "1", "--epochs", "2",
+                 "--quiet", "--out", str(out / "a")]) == 0
+    b = run_experiment("cnn-text", "synthetic", seeds=[0], epochs=1, cv="sessions", out=out / "b", verbose=0)
+    return out, read_run(out / "a"), b
 
 
 def test_leave_one_session_out_scores_every_utterance_once(cv_runs):
     out, a, _ = cv_runs
+    assert a.cross_validated and len(a.seeds[0].folds) == 5
     ds = load_dataset("synthetic")
     summary = json.loads((out / "a" / "summary.json").read_text())
     assert [f["session"] for f in summary["folds"]] == ["Ses01", "Ses02", "Ses03", "Ses04", "Ses05"]
@@ -349,14 +355,6 @@ def test_compare_works_on_two_cross_validated_runs(cv_runs, two_runs):
     with pytest.raises(ValueError, match="same test set"):
         compare_runs(out / "a", two_runs[0] / "a")
 
-
-def test_mser_run_cv_writes_folds_into_its_own_directory(tmp_path):
-    from mser.cli import main
-
-    assert main(["run", "text-bilstm", "--data", SMALL, "--cv", "sessions", "--seeds", "1", "--epochs", "1",
-                 "--quiet", "--out", str(tmp_path / "cv")]) == 0
-    run = read_run(tmp_path / "cv")
-    assert run.cross_validated and len(run.seeds[0].folds) == 5
 
 
 # ------------------------------------------------------------------------------------------------ mser bench

@@ -239,15 +239,30 @@ def test_only_the_sentence_transformer_is_fine_tuned(transcripts):
         build_text_corpus(transcripts, fine_tune_epochs=1)
 
 
-def test_fine_tuned_encoder_never_sees_test_text(transcripts, tmp_path):
+def with_sessions(rows):
+    """Rows with a session column: t0-t2 and v0 in Ses01, t3-t5 in Ses02, the test dialogues in Ses03."""
+    session = {**{f"t{i}": "Ses01" if i < 3 else "Ses02" for i in range(6)}, "v0": "Ses01", "s0": "Ses03",
+               "s1": "Ses03"}
+    return [r + [session[r[0]]] for r in rows]
+
+
+def test_cross_fitted_fine_tuned_encoder_never_sees_test_text(tmp_path):
     if not sentence_transformers_importable():
         pytest.skip("the 'text' extra is not installed (pip install torch==2.13.0, then pip install '.[text]')")
+    header = [*HEADER, "session"]
+    transcripts = tmp_path / "t.csv"
+    with transcripts.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *with_sessions(make_rows())])
     kwargs = dict(encoder="sentence-transformer", fine_tune_epochs=1, scheme="merged4")
-    base = build_text_corpus(transcripts, **kwargs)
+    base = build_text_corpus(transcripts, **kwargs)  # cross-fitted: Ses01 and Ses02 folds, then the final encoder
     plain = build_text_corpus(transcripts, encoder="sentence-transformer")
     assert "fine-tuned on merged4 labels for 1 epoch(s), epoch 1 kept" in base.description
+    assert "cross-fitted: the training dialogues embedded by 2 encoders that never saw them (Ses01, Ses02" \
+        in base.description
     assert not np.allclose(features_by_split(base, "train"), features_by_split(plain, "train"), atol=1e-4)
-    unseen = write_csv(tmp_path / "unseen.csv", make_rows({"s0": "Something else entirely."}))
+    unseen = tmp_path / "unseen.csv"
+    with unseen.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *with_sessions(make_rows({"s0": "Something else entirely."}))])
     changed = build_text_corpus(unseen, **kwargs)
     np.testing.assert_allclose(features_by_split(changed, "train"), features_by_split(base, "train"), atol=1e-6)
 

@@ -300,7 +300,8 @@ def _finish(run: RunResult, reused: Mapping[int, SeedResult], out: Path | None) 
 def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synthetic", *,
                    seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None, scheme: str = DEFAULT_SCHEME,
                    out: str | Path | None = None, overwrite: bool = False, verbose: int = 1, split_seed: int = 0,
-                   overrides=None, cv: str | None = None, command: str | None = None) -> RunResult:
+                   overrides=None, cv: str | None = None, command: str | None = None, workers: int = 1
+                   ) -> RunResult:
     """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given.
 
     ``experiment``: a registered name or an :class:`Experiment`; ``overrides``: ``{"units": 32}`` or
@@ -308,10 +309,15 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
     ``'sessions'`` for leave-one-session-out cross-validation over every dialogue, else the test split is scored.
     ``verbose``: 1 a line per seed, 2 also a line per epoch. ``out`` is resumable: complete seeds of the same
     configuration are reused, a different configuration is refused (``OutputExistsError``) unless ``overwrite``.
+    ``workers`` > 1 trains the seeds in that many processes (see :func:`run_many`); the numbers are the same.
     """
     exp = resolve_experiment(experiment, overrides)
     seeds = _seed_list(seeds, exp)
     out = Path(out) if out is not None else None
+    if workers > 1:
+        return _run_all([exp], data, {exp.name: out}, scheme=scheme, workers=workers, progress=False, seeds=seeds,
+                        epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
+                        command=command)[exp.name]
     plan = _plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
     reused = _prepare_out(out, plan, seeds, overwrite, verbose)
     run = _empty_result(plan, command)
@@ -368,13 +374,22 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
     experiment finishes (``make reproduce`` relays these lines).
     """
     exps = [resolve_experiment(e, overrides) for e in experiments]
+    outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
+    return _run_all(exps, data, outs, scheme=scheme, workers=workers, progress=progress, seeds=seeds,
+                    epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
+                    command=command)
+
+
+def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[str, Path | None], *, scheme: str,
+             workers: int, progress: bool, seeds: Iterable[int], epochs: int | None, overwrite: bool, verbose: int,
+             split_seed: int, cv: str | None, command: str | None) -> dict[str, RunResult]:
+    """:func:`run_many` with the run directory of every experiment given (``outs``, by name)."""
     names = [e.name for e in exps]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ValueError(f"experiments {twice} appear twice; give derived experiments distinct names")
     ds, path = _load(data, scheme)
     seeds = [int(s) for s in seeds]
-    outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
     plans = {e.name: _plan(e, ds, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path)
              for e in exps}
     for e in exps:

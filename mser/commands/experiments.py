@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     run.add_argument("--out", type=Path, help="run directory (default runs/NAME, with overrides and --cv marked)")
     run.add_argument("--force", action="store_true",
                      help="retrain the requested seeds even if complete, and replace a run of another configuration")
+    run.add_argument("--workers", type=_positive, default=1,
+                     help="train the seeds in this many processes, one TensorFlow thread each (same numbers)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=_run)
 
@@ -135,7 +137,7 @@ def _run(args) -> int:
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
-                            command=shlex.join(["mser", *args.argv]))
+                            command=shlex.join(["mser", *args.argv]), workers=args.workers)
     summary = result.summary()
     print(json.dumps({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
                                               "train_seconds")}, indent=2))

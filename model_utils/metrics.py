@@ -121,6 +121,17 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None, cl
     return out
 
 
+def cross_entropy(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean cross-entropy ``-log p(true class)`` over the scored positions (``mask``) of (N, T, C) probabilities and
+    (N, T) labels; probabilities are clipped to ``[eps, 1]``. Positions outside ``mask`` are never read, whatever
+    they hold (a model's zero rows at padding included)."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("no scored positions to compute a cross-entropy over")
+    p = np.take_along_axis(np.asarray(probs, np.float64)[mask], np.asarray(labels)[mask][:, None], axis=-1)[:, 0]
+    return float(-np.log(np.clip(p, eps, 1.0)).mean())
+
+
 def summarize(per_seed: Sequence[dict]) -> dict[str, dict]:
     """Mean, sample standard deviation (ddof=1; 0.0 for one seed) and per-seed values of each of METRICS."""
     if not per_seed:

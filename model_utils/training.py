@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
@@ -50,7 +51,8 @@ def set_seed(seed: int) -> None:
 @dataclass
 class TrainResult:
     # Per epoch: epoch; loss (Keras' running mean of the training batch losses, class-weighted if configured);
-    # val_loss (mean CE over scored validation utterances, never class-weighted); val_<m> for m in METRICS.
+    # val_loss (metrics.cross_entropy over scored validation utterances: never class-weighted or smoothed);
+    # val_<m> for m in METRICS.
     history: list[dict]
     best_epoch: int  # 1-based; the best epoch by the monitored validation score
     best_score: float  # validation <monitor> at best_epoch
@@ -220,11 +222,10 @@ class _Selection(keras.callbacks.Callback):
     after ``patience`` epochs without a better score, and ends with the best epoch's weights ('best') or their mean
     ('average')."""
 
-    def __init__(self, model: keras.Model, valid: ERCDataset, modalities: tuple[str, ...], loss: keras.losses.Loss,
-                 config: TrainConfig, verbose: bool):
+    def __init__(self, model: keras.Model, valid: ERCDataset, modalities: tuple[str, ...], config: TrainConfig,
+                 verbose: bool):
         super().__init__()
-        self.valid, self.modalities, self.loss, self.config, self.verbose = valid, modalities, loss, config, verbose
-        self.y, self.w = targets(valid)
+        self.valid, self.modalities, self.config, self.verbose = valid, modalities, config, verbose
         self.history: list[dict] = []
         self.best_score, self.best_epoch = -np.inf, 0
         keep = config.average_top if config.selection == "average" else 1
@@ -242,7 +243,7 @@ class _Selection(keras.callbacks.Callback):
         scores = metrics.evaluate(self.valid.labels, metrics.predict_classes(probs), self.valid.mask,
                                   self.valid.class_names)
         row = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", np.nan)),
-               "val_loss": float(self.loss(self.y, probs, sample_weight=self.w))}
+               "val_loss": metrics.cross_entropy(probs, self.valid.labels, self.valid.mask)}
         row.update({f"val_{m}": scores[m] for m in metrics.METRICS})
         self.history.append(row)
 
@@ -259,7 +260,7 @@ class _Selection(keras.callbacks.Callback):
             mark = " *" if self.best_epoch == epoch + 1 else ""
             shown = "  ".join(f"{m} {row['val_' + m]:.4f}" for m in metrics.METRICS)
             print(f"epoch {epoch + 1:3d}/{self.config.epochs}  train loss {row['loss']:.4f} | "
-                  f"valid loss {row['val_loss']:.4f}  {shown}{mark}", flush=True)
+                  f"valid loss {row['val_loss']:.4f}  {shown}{mark}", file=sys.stderr, flush=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if not self._kept:
@@ -292,7 +293,7 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
 
     compile_model(model, config)
     batches, weights = _training_batches(model, train, modalities, config)
-    selection = _Selection(model, valid, modalities, make_loss(config), config, verbose)
+    selection = _Selection(model, valid, modalities, config, verbose)
     start = time.perf_counter()
     _fit_passes(model, batches, config.epochs, selection)
     seconds = time.perf_counter() - start

@@ -9,7 +9,7 @@ import pytest
 
 from data_utils.dataset import from_corpus, with_validation_split
 from data_utils.synthetic import SyntheticConfig, generate_corpus
-from model_utils import training
+from model_utils import metrics, training
 from model_utils.metrics import METRICS
 from model_utils.training import (TrainConfig, class_weights, evaluate_model, fit, make_loss, model_inputs, targets,
                                   train_epochs)
@@ -211,3 +211,18 @@ def test_training_batches_are_reshuffled_every_epoch(ds):
     assert all(sorted(o) == sorted(set(orders[0])) for o in orders)  # every dialogue, once per pass
     assert orders[0] != orders[1] != orders[2]
     assert int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+
+
+def test_validation_loss_is_finite_when_batches_are_trimmed_and_selects_on_loss(ds):
+    """``predict`` leaves zero rows past each batch's trimmed length; the validation loss must never read them (it
+    was NaN on every split whose longest dialogue is shorter than T, so monitor='loss' never found a best epoch)."""
+    valid = ds.subset("valid")
+    assert -(-valid.lengths.min() // 8) * 8 < ds.max_len  # one dialogue per batch: zero rows past its length
+    config = dataclasses.replace(FAST, monitor="loss", epochs=4, patience=4, batch_size=1)
+    model, result = _train(ds, config, any_length=True)
+    losses = [h["val_loss"] for h in result.history]
+    assert np.isfinite(losses).all()
+    assert result.best_epoch == 1 + int(np.argmin(losses)) and result.best_score == pytest.approx(min(losses))
+    probs = training.predict(model, valid, MODALITIES)
+    assert metrics.cross_entropy(probs, valid.labels, valid.mask) == pytest.approx(
+        _numpy_loss(probs, valid.labels, valid.mask), rel=1e-6)

@@ -31,6 +31,7 @@ def atomic_path(path, *, overwrite: bool = False, suffix: str = ""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the output gets the usual permissions
     try:
         yield Path(tmp)
         if not overwrite and path.exists():  # someone else wrote it meanwhile
@@ -39,6 +40,12 @@ def atomic_path(path, *, overwrite: bool = False, suffix: str = ""):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path, data: bytes, *, overwrite: bool = False) -> Path:

@@ -192,8 +192,27 @@ def build_model(arch: str | Callable, *, dims: Mapping[str, int], modalities: Se
                 f"{name}: the model's output carries a Keras mask (a layer called with mask=, or Masking, passed it "
                 "on). The suite weights the loss and metrics with the dataset's own mask, and a Keras mask would "
                 "change how Keras normalises the loss; drop it before the classifier, e.g. "
-                "h = ApplyMask()(h, x.mask) after a recurrent layer called with mask=x.mask")
+                "h = ApplyMask()(h, x.mask) after a recurrent layer called with mask=x.mask "
+                "(from model_utils.layers import ApplyMask)")
+    shape = tuple(getattr(outputs, "shape", ()))
+    if len(shape) != 3 or shape[-1] != num_classes:
+        raise ValueError(f"{name}: the builder must return per-utterance probabilities of shape (batch, dialogue "
+                         f"length, num_classes={num_classes}), got {shape}")
     return keras.Model(inputs, outputs, name=name)
+
+
+def architecture_code(arch: str | Callable) -> str:
+    """A short SHA-256 of the builder's source (of its bytecode where the source cannot be read): a run records it,
+    so that resuming a run after the architecture's code changed is refused."""
+    import hashlib
+
+    builder = _builder(arch)
+    try:
+        text = inspect.getsource(builder).encode()
+    except (OSError, TypeError):
+        code = builder.__code__
+        text = code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def speaker_rows(ds: "ERCDataset", speaker_identity: str = "party") -> int:

@@ -19,6 +19,8 @@ from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from .metrics import METRICS
 
+MODALITIES = ("text", "audio", "visual")  # data_utils.corpus.MODALITIES: what a corpus can hold
+
 SELECTION_RULES = ("best", "average")
 MONITORS = (*METRICS, "loss")
 GROUPS = ("timnet", "exploratory", "fusion", "final", "ablation", "custom")  # which notebook runs an experiment
@@ -57,6 +59,19 @@ class TrainConfig:
     standardize: bool = True  # standardise every modality on the training dialogues
 
     def __post_init__(self):
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            if default is None:  # clipnorm: None or a number
+                ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, (int, float)):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                    (isinstance(default, float) or float(value).is_integer())
+            else:
+                ok = isinstance(value, type(default))
+            if not ok:
+                raise ValueError(f"TrainConfig.{f.name} must be like its default {default!r}, got {value!r}")
         if self.class_weight not in ("none", "balanced"):
             raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
         if self.monitor not in MONITORS:
@@ -186,6 +201,9 @@ class Experiment:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"{where}: unknown architecture {self.arch!r}; registered: {', '.join(ARCHITECTURES)} "
                              "(register your own with @register_architecture)")
+        strange = [m for m in self.modalities if m not in MODALITIES]
+        if strange:
+            raise ValueError(f"{where}: unknown modalities {strange}; a corpus has {', '.join(MODALITIES)}")
         try:
             check_modalities(self.arch, self.modalities)
         except ValueError as e:
@@ -195,6 +213,8 @@ class Experiment:
         if unknown:
             raise ValueError(f"{where}: {unknown} are not hyperparameters of architecture {self.arch!r}; its "
                              f"hyperparameters are {', '.join(known) or 'none'}")
+        for key, value in self.hparams.items():
+            coerce(value, known[key], key, where)  # raises when the value is not like the default
         unknown = sorted(set(self.train) - set(TRAIN_FIELDS))
         if unknown:
             raise ValueError(f"{where}: {unknown} are not training settings; TrainConfig has "
@@ -241,8 +261,15 @@ class Experiment:
                 hparams[key] = coerce(value, hparams_defaults[key], key)
             else:
                 raise self._unknown(key)
-        recorded = {**self.overrides, **{k: (train[k[6:]] if k.startswith("train.") else hparams[k])
-                                         for k in parsed}}
+        current = self.train_config()
+        recorded = dict(self.overrides)
+        for k in parsed:  # a value equal to what the experiment already uses changes nothing
+            new = train[k[6:]] if k.startswith("train.") else hparams[k]
+            old = getattr(current, k[6:]) if k.startswith("train.") else self.hparams.get(k, hparams_defaults[k])
+            if new != old:
+                recorded[k] = new
+        if recorded == dict(self.overrides):
+            return self
         label = ",".join(f"{k}={_show(v)}" for k, v in sorted(recorded.items()))
         return dataclasses.replace(self, name=f"{self.base}[{label}]", hparams=hparams, train=train,
                                    base=self.base, overrides=recorded)
@@ -305,11 +332,11 @@ def _literal(text: str):
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
-def coerce(value, default, key: str = "value"):
+def coerce(value, default, key: str = "value", where: str = "override"):
     """``value`` as the type of ``default`` (bool from true/false, int, float, tuple from a list); a default of
     None accepts anything. Raises ``ValueError`` naming ``key`` when it does not fit."""
     def bad() -> ValueError:
-        return ValueError(f"override {key}={value!r}: expected a value like the default {default!r}")
+        return ValueError(f"{where} {key}={value!r}: expected a value like the default {default!r}")
 
     if default is None:
         return value
@@ -340,6 +367,8 @@ def coerce(value, default, key: str = "value"):
 
 
 def _show(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, tuple):
         return "(" + ",".join(_show(v) for v in value) + ")"
     return repr(value) if isinstance(value, str) and not value.replace("_", "").isalnum() else str(value)

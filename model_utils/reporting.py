@@ -92,9 +92,11 @@ def to_markdown(table: pd.DataFrame, *, title: str | None = None) -> str:
     header = ["Experiment", "Seeds"] + [METRIC_LABELS[m] for m in METRICS] + ["Ensemble macro-F1", "Train s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     multi_data = table["data"].nunique() > 1
+    multi_evaluation = "evaluation" in table and table["evaluation"].nunique() > 1
     notes = []
     for _, r in table.iterrows():
-        name = f"{r['experiment']} ({r['data']})" if multi_data else r["experiment"]
+        tags = ([r["data"]] if multi_data else []) + ([r["evaluation"]] if multi_evaluation else [])
+        name = f"{r['experiment']} ({'; '.join(tags)})" if tags else r["experiment"]
         if r.get("differs"):
             name += f" {DIFFERS_MARK}"
             notes.append(f"{DIFFERS_MARK} {r['experiment']}: {r['differs']} (not the experiment's defaults)")
@@ -114,20 +116,23 @@ def compare_runs(a: RunResult | str | Path, b: RunResult | str | Path, *, metric
     every utterance of a cross-validation). Each run's statistic is its metric averaged over its seeds."""
     a, b = as_run(a), as_run(b)
     if not a.same_scored_set(b):
-        raise ValueError(f"{a.experiment.name} and {b.experiment.name} were not scored on the same test set "
-                         "(dialogues, labels and mask must match); a paired comparison needs the same data, label "
-                         "scheme and evaluation")
+        raise ValueError(f"{a.experiment.name} ({evaluation_label(a)}) and {b.experiment.name} "
+                         f"({evaluation_label(b)}) were not scored on the same test set (dialogues, labels and mask "
+                         "must match); a paired comparison needs the same data, label scheme and evaluation")
     result = paired_bootstrap(a.labels, [s.predictions for s in a.seeds], [s.predictions for s in b.seeds],
                               a.mask, metric=metric, n_boot=n_boot, seed=seed,
                               num_classes=len(a.class_names))  # all C classes, as every reported metric
-    return {"a": a.experiment.name, "b": b.experiment.name, "data": data_label(a.data), **result}
+    return {"a": a.experiment.name, "b": b.experiment.name, "data": data_label(a.data),
+            "evaluation": evaluation_label(a), **result}
 
 
 def describe_comparison(c: dict) -> str:
     verdict = "significant" if c["significant"] else "not significant"
     lo, hi = c["ci95"]
+    over = "test dialogues" if c.get("evaluation", "test split") == "test split" else \
+        f"the {c['n_dialogues']} dialogues of the cross-validation ({c['evaluation']})"
     return (f"{c['b']} − {c['a']} on {c['metric']}: {c['diff']:+.4f} (95% CI {lo:+.4f} … {hi:+.4f}, "
-            f"p = {c['p_value']:.4f}, {verdict} at 0.05; paired bootstrap over test dialogues, "
+            f"p = {c['p_value']:.4f}, {verdict} at 0.05; paired bootstrap over {over}, "
             f"{c['n_boot']} resamples; data: {c['data']})")
 
 

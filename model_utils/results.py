@@ -75,13 +75,14 @@ class SeedResult:
     probabilities: np.ndarray | None = None
     validation: dict = field(default_factory=dict)
     folds: list[FoldResult] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)  # when and at which commit this seed was trained
 
     def record(self) -> dict:
         """What ``result.json`` holds (everything but the arrays)."""
         return {"seed": self.seed, "metrics": self.metrics, "validation": self.validation,
                 "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
                 "train_seconds": self.train_seconds, "history": self.history,
-                "folds": [dataclasses.asdict(f) for f in self.folds]}
+                "folds": [dataclasses.asdict(f) for f in self.folds], "provenance": self.provenance}
 
 
 @dataclass
@@ -169,7 +170,7 @@ class RunResult:
             "confusion_matrix": self.confusion().tolist(),
             "utterances_scored": int(self.mask.sum()),
             "config": self.config,  # what was run: full training config, hyperparameters, validation dialogues
-            "provenance": self.provenance,
+            "provenance": {**self.provenance, "seeds": {str(s.seed): s.provenance for s in self.seeds}},
         }
         if self.seeds and self.seeds[0].folds:
             out["folds"] = self._fold_summary()
@@ -241,11 +242,12 @@ def read_config(out: Path) -> dict | None:
 
 
 def seed_folders(out: Path) -> dict[int, Path]:
-    """The complete seed folders of a run directory, by seed."""
+    """The complete seed folders of a run directory (their result and predictions present), by seed."""
     found = {}
     for folder in Path(out).glob("seed_*"):
         tail = folder.name[len("seed_"):]
-        if folder.is_dir() and tail.lstrip("-").isdigit() and (folder / SEED_RESULT).is_file():
+        if folder.is_dir() and tail.isdigit() and (folder / SEED_RESULT).is_file() and \
+                (folder / PREDICTIONS).is_file():
             found[int(tail)] = folder
     return dict(sorted(found.items()))
 
@@ -264,7 +266,7 @@ def read_seed(folder: Path) -> tuple[SeedResult, dict[str, np.ndarray]]:
                       best_epoch=record["best_epoch"], epochs_run=record["epochs_run"],
                       train_seconds=record["train_seconds"], predictions=arrays["y_pred"],
                       probabilities=arrays.get("probabilities"), validation=record.get("validation", {}),
-                      folds=folds)
+                      folds=folds, provenance=record.get("provenance", {}))
     return seed, arrays
 
 
@@ -273,6 +275,9 @@ def read_run(out: str | Path) -> RunResult:
     out = Path(out)
     path = out / SUMMARY
     if not path.is_file():
+        if (out / CONFIG).is_file():
+            raise FileNotFoundError(f"{out}: the run is incomplete (complete seeds: {sorted(seed_folders(out))}, no "
+                                    "summary.json yet); rerun the same command to resume it")
         raise FileNotFoundError(f"{path}: no summary.json; is {out} a directory written by `mser run`?")
     summary = json.loads(path.read_text())
     config = read_config(out) or summary.get("config") or {}

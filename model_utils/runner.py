@@ -36,8 +36,8 @@ from data_utils.labels import DEFAULT_SCHEME
 from . import metrics
 from .config import CV_MODES, Experiment, TrainConfig
 from .experiments import EXPERIMENTS, get_experiment
-from .results import (CONFIG, SUMMARY, FoldResult, RunResult, SeedResult, data_sha256, provenance, read_config,
-                      read_seed, seed_folders, write_seed, write_summary)
+from .results import (CONFIG, SUMMARY, FoldResult, RunResult, SeedResult, data_sha256, git_commit, provenance,
+                      read_config, read_seed, seed_folders, write_seed, write_summary)
 
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -111,7 +111,7 @@ def _load(data: str | ERCDataset, scheme: str) -> tuple[ERCDataset, str]:
 
 def _plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_seed: int, epochs: int | None,
           cv: str | None, path: str | None = None) -> _Plan:
-    from .architectures import default_hparams
+    from .architectures import architecture_code, default_hparams
 
     ds, name = _load(data, scheme)
     _check_modalities(experiment, ds)
@@ -136,6 +136,7 @@ def _plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_
     differs = sorted(experiment.overrides) + (["epochs"] if config.epochs != default_epochs else [])
     document = {
         "experiment": experiment.record(),
+        "architecture_code": architecture_code(experiment.arch),
         "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()},
         "train_config": {k: v for k, v in vars(config).items()},
         "epochs_cap": config.epochs,
@@ -148,12 +149,18 @@ def _plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_
 
 
 def _fingerprint(document: Mapping) -> dict:
-    """The parts of a ``config.json`` that decide the numbers (not descriptions, not where the data file sits)."""
-    doc = copy.deepcopy(dict(document))
-    for key in ("description", "group", "family"):
-        doc.get("experiment", {}).pop(key, None)
-    doc.get("data", {}).pop("path", None)
-    return doc
+    """The parts of a ``config.json`` that decide the numbers: the architecture (and its builder's code), the
+    modalities, every hyperparameter and training setting, the data's content and label scheme, the split seed and
+    what is scored. Not the names, descriptions or where the data file sits."""
+    exp, data, evaluation = document.get("experiment", {}), document.get("data", {}), document.get("evaluation", {})
+    return copy.deepcopy({
+        "architecture": exp.get("arch"), "architecture_code": document.get("architecture_code"),
+        "modalities": exp.get("modalities"), "hparams": document.get("hparams"),
+        "train_config": document.get("train_config"),
+        "data": {"sha256": data.get("sha256"), "label_scheme": data.get("label_scheme")},
+        "split_seed": document.get("split_seed"),
+        "evaluation": {"kind": evaluation.get("kind"), "within": evaluation.get("within")},
+    })
 
 
 def _empty_result(plan: _Plan, command: str | None) -> RunResult:
@@ -198,17 +205,31 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     probabilities *= scored.mask[..., None]
     pred = np.where(scored.mask, probabilities.argmax(-1), -1)
     scores = metrics.evaluate(scored.labels, pred, scored.mask, scored.class_names)
+    trained = {k: v for k, v in provenance().items() if k in ("git_commit", "started")}
     if folds:
         result = SeedResult(seed, scores, [], 0, sum(f.epochs_run for f in folds), sum(f.seconds for f in folds),
                             pred, probabilities,
-                            {m: float(np.mean([f.validation[m] for f in folds])) for m in metrics.METRICS}, folds)
+                            {m: float(np.mean([f.validation[m] for f in folds])) for m in metrics.METRICS}, folds,
+                            trained)
     else:
         result = SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds,
-                            pred, probabilities, fitted.validation)
+                            pred, probabilities, fitted.validation, provenance=trained)
     selected = (f"best epoch {result.best_epoch}" if not folds else f"{len(folds)} folds")
     _log(verbose, f"[{exp.name}] seed {seed}: accuracy {scores['accuracy']:.4f}, macro-F1 "
                   f"{scores['macro_f1']:.4f} ({selected}, {result.train_seconds:.1f} s)")
     return result
+
+
+def _check_build(plan: _Plan) -> None:
+    """Build the model once before anything is written or trained, so a bad hyperparameter value or a builder
+    that breaks the output contract fails at once, not after a run folder is claimed."""
+    import keras
+
+    from .architectures import build_for
+
+    keras.backend.clear_session()
+    build_for(plan.experiment, plan.folds[0][1][0])
+    keras.backend.clear_session()
 
 
 def _run_and_write(plan: _Plan, seed: int, run: RunResult, out: Path | None, *, overwrite: bool, verbose: int,
@@ -235,39 +256,54 @@ def _mkdir(path: Path) -> Path:
 
 def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite: bool, verbose: int
                  ) -> dict[int, SeedResult]:
-    """Make ``out`` ready for ``seeds`` of ``plan`` and return the complete seeds it already holds for the same
-    configuration (those are reused, not retrained). Refuses a different configuration unless ``overwrite``,
-    which then removes the old run's seed folders; with the same configuration ``overwrite`` removes only the
-    folders of ``seeds``, which are retrained."""
+    """Make ``out`` ready for ``seeds`` of ``plan`` and return those of ``seeds`` whose complete folders it already
+    holds for the same configuration (reused, not retrained).
+
+    A different configuration is refused while the folder holds complete seeds of it, unless ``overwrite``, which
+    then removes them; a folder with none (a run that failed before its first seed) is simply taken over. With the
+    same configuration ``overwrite`` removes the folders of ``seeds``, which are retrained. Seed folders of other
+    seeds stay where they are, outside this run's summary.
+    """
     if out is None:
         return {}
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
     for leftover in [*out.glob(".seed_*.part"), *out.glob(".models.*")]:  # from a run killed mid-seed
         shutil.rmtree(leftover, ignore_errors=True)
     recorded = read_config(out)
     folders = seed_folders(out)
+    for broken in set(out.glob("seed_*")) - set(folders.values()):  # no result.json or predictions: unusable
+        shutil.rmtree(broken, ignore_errors=True)
     if recorded is None and (folders or (out / SUMMARY).exists()):
         if not overwrite:
             raise OutputExistsError(f"{out} holds a run without {CONFIG} (from an older version); refusing to "
                                     "overwrite it (pass --force to replace it)")
-        recorded, remove = None, list(folders)
+        remove = list(folders)
     elif recorded is not None and _fingerprint(recorded) != _fingerprint(plan.document):
-        if not overwrite:
+        if folders and not overwrite:
             changed = _differences(_fingerprint(recorded), _fingerprint(plan.document))
-            raise OutputExistsError(f"{out} holds a run of a different configuration ({'; '.join(changed[:4])}); "
-                                    "refusing to mix them: choose another --out, or pass --force to replace it")
+            raise OutputExistsError(f"{out} holds seeds {sorted(folders)} of a different configuration "
+                                    f"({'; '.join(changed[:4])}); refusing to mix them: choose another --out, or "
+                                    "pass --force to replace them")
         remove = list(folders)
     else:
         remove = [s for s in seeds if s in folders] if overwrite else []
     for s in remove:
         shutil.rmtree(folders.pop(s))
-    if remove or overwrite:
-        (out / SUMMARY).unlink(missing_ok=True)
+    (out / SUMMARY).unlink(missing_ok=True)  # rewritten when this run ends
     write_json(out / CONFIG, plan.document, overwrite=True)
-    reused = {s: read_seed(folder)[0] for s, folder in folders.items()}
+    reused = {s: read_seed(folders[s])[0] for s in seeds if s in folders}
+    name = plan.experiment.name
     if reused:
-        _log(verbose, f"[{plan.experiment.name}] {out}: reusing the complete seed(s) {sorted(reused)} of the same "
-                      "configuration")
+        _log(verbose, f"[{name}] {out}: reusing the complete seed(s) {sorted(reused)} of the same configuration")
+        commits = {s.provenance.get("git_commit") for s in reused.values()} - {None, git_commit()}
+        if commits:
+            _log(verbose, f"[{name}] note: reused seeds were trained at commit(s) {sorted(commits)}, not at the "
+                          f"current {git_commit()} (pass --force to retrain them)")
+    others = sorted(set(folders) - set(seeds))
+    if others:
+        _log(verbose, f"[{name}] {out}: seed folder(s) {others} stay, outside this run's summary")
     return reused
 
 
@@ -319,6 +355,7 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
                         epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
                         command=command)[exp.name]
     plan = _plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
+    _check_build(plan)
     reused = _prepare_out(out, plan, seeds, overwrite, verbose)
     run = _empty_result(plan, command)
     todo = [s for s in seeds if s not in reused]
@@ -346,6 +383,8 @@ def _seed_list(seeds: Iterable[int], exp: Experiment) -> list[int]:
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError(f"{exp.name}: no seeds to run")
+    if any(not 0 <= s < 2 ** 32 for s in seeds):
+        raise ValueError(f"{exp.name}: seeds must be in 0 … 2**32 - 1, got {seeds}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"{exp.name}: seeds {seeds} repeat a seed")
     return seeds
@@ -394,6 +433,7 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
              for e in exps}
     for e in exps:
         _seed_list(seeds, e)
+        _check_build(plans[e.name])
     reused = {n: _prepare_out(outs[n], plans[n], seeds, overwrite, verbose) for n in names}
     runs = {n: _empty_result(plans[n], command) for n in names}
     results: dict[str, RunResult] = {}
@@ -401,7 +441,8 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
     def finished(name: str) -> None:
         result = results[name] = _finish(runs[name], reused[name], outs[name])
         if progress:
-            print(f"[{len(results)}/{len(names)}] {name}: test macro-F1 {result.mean('macro_f1'):.4f} (mean of "
+            scored = "test" if cv is None else f"CV ({cv})"
+            print(f"[{len(results)}/{len(names)}] {name}: {scored} macro-F1 {result.mean('macro_f1'):.4f} (mean of "
                   f"{len(result.seeds)} seeds; {sum(s.train_seconds for s in result.seeds):.0f} s of training)",
                   flush=True)
 

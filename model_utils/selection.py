@@ -11,6 +11,7 @@ dialogues: the noise that made a validation split pick the configuration that wa
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -21,6 +22,7 @@ import pandas as pd
 from data_utils.labels import DEFAULT_SCHEME
 
 from .metrics import METRICS
+from .reporting import METRIC_LABELS, SYNTHETIC_WARNING
 
 SELECTION_CV = "train-sessions"
 
@@ -67,7 +69,7 @@ def select(cands: Iterable[Candidate], *, out: str | Path, seeds: Sequence[int] 
         names = [c.experiment for c in group]
         overrides = group[0].overrides
         kwargs = dict(seeds=seeds, epochs=epochs, scheme=scheme, workers=workers, verbose=verbose,
-                      overrides=list(overrides) or None)
+                      overrides=list(overrides) or None, progress=False)
         cv = run_many(names, data, out_root=out / group[0].folder() / "cv", cv=SELECTION_CV, **kwargs)
         tested = run_many(names, data, out_root=out / group[0].folder() / "test", **kwargs) if test else {}
         for c, (name, run) in zip(group, cv.items()):
@@ -80,6 +82,12 @@ def select(cands: Iterable[Candidate], *, out: str | Path, seeds: Sequence[int] 
                             f"test_{metric}_std": _std(t, metric), f"ensemble_{metric}": t.ensemble()[metric],
                             "test_accuracy": t.mean("accuracy"), "seeds": len(t.seeds)})
             rows.append(row)
+            if verbose:
+                print(f"selection: {c.label}: CV {metric} {row[f'cv_{metric}']:.4f}"
+                      + (f", test {row[f'test_{metric}']:.4f}" if test else ""), file=sys.stderr, flush=True)
+        synthetic = next(iter(cv.values())).data["synthetic"]
+        for row in rows[-len(group):]:
+            row["synthetic"] = synthetic
     table = pd.DataFrame(rows)
     table["selected"] = table[f"cv_{metric}"] == table[f"cv_{metric}"].max()
     return table
@@ -91,13 +99,15 @@ def _std(run, metric: str) -> float:
 
 
 def to_markdown(table: pd.DataFrame, metric: str = "macro_f1") -> str:
-    """The selection table: the selected row in bold, the criterion first, test last."""
-    label = metric.replace("_", "-")
+    """The selection table: the selected row in bold, the criterion first, test last; headed by a warning when any
+    candidate's data is synthetic."""
+    label = METRIC_LABELS[metric]
     header = ["Candidate (features × model)", f"CV {label} (train sessions)"]
     has_test = f"test_{metric}" in table
     if has_test:
         header += [f"Valid {label}", f"Test {label}", "Ensemble", "Test accuracy"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"> **{SYNTHETIC_WARNING}.**", ""] if table.get("synthetic", pd.Series([False])).any() else []
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
         cells = [r["candidate"] + (" (selected)" if r["selected"] else ""),
                  f"{r[f'cv_{metric}']:.4f} ± {r[f'cv_{metric}_std']:.4f}"]

@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line, recorded in run provenance
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted. A run keeps its complete seeds: rerun the same command to resume it.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

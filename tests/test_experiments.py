@@ -2,6 +2,7 @@
 cross-validation) and the `mser run | table | compare | list | bench` commands."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ def _comparable(summary: dict) -> dict:
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_experiment_is_well_formed(name):
     e = EXPERIMENTS[name]
+    e.check()  # registered unchecked (so `mser list` needs no backend): checked here
     assert e.arch in ARCHITECTURES
     required_inputs(e.arch, e.modalities)  # raises on a modality set the architecture does not take
     assert set(e.hparams) <= set(default_hparams(e.arch)), "unknown hyperparameters"
@@ -94,12 +96,18 @@ def test_an_experiment_is_validated_when_created():
         Experiment("x", "rnn", ("text",), train={"class_weight": "inverse"})
     with pytest.raises(ValueError, match="group must be one of"):
         Experiment("x", "rnn", ("text",), group="mine")
+    with pytest.raises(ValueError, match=r"unknown modalities \['txt'\]"):
+        Experiment("x", "rnn", ("txt",))
+    with pytest.raises(ValueError, match=r"units='big': expected a value like the default 64"):
+        Experiment("x", "rnn", ("text",), hparams={"units": "big"})
+    with pytest.raises(ValueError, match="TrainConfig.learning_rate must be like its default 0.001, got 'fast'"):
+        Experiment("x", "rnn", ("text",), train={"learning_rate": "fast"})
 
 
 def test_experiments_are_hashable_and_overrides_make_a_new_named_one():
     base = get_experiment("text-bilstm")
     derived = base.with_overrides(["units=16", "train.learning_rate=3e-4", "train.standardize=false"])
-    assert derived.name == "text-bilstm[train.learning_rate=0.0003,train.standardize=False,units=16]"
+    assert derived.name == "text-bilstm[train.learning_rate=0.0003,train.standardize=false,units=16]"
     assert derived.base == "text-bilstm" and dict(derived.hparams) == {"units": 16}
     assert derived.train_config().learning_rate == 3e-4 and derived.train_config().standardize is False
     assert derived == base.with_overrides({"units": 16, "train.learning_rate": 0.0003, "train.standardize": False})
@@ -119,6 +127,7 @@ def test_overrides_refuse_unknown_keys_with_the_valid_ones_and_wrong_types():
         base.with_overrides(["units=many"])
     with pytest.raises(ValueError, match="not of the form KEY=VALUE"):
         base.with_overrides(["units"])
+    assert base.with_overrides(["units=64"]) is base  # the value it already has: no change, no new name
 
 
 # ------------------------------------------------------------------------------------------------ run directories
@@ -258,17 +267,52 @@ def test_an_interrupted_run_resumes_with_the_missing_seeds_only(tmp_path, capsys
     assert _comparable(got) == _comparable(want)
 
 
-def test_more_seeds_extend_a_run_a_seed_list_runs_exactly_those_and_force_replaces(two_runs, tmp_path):
-    import shutil
+def test_a_folder_without_complete_seeds_is_taken_over_and_bad_outputs_are_refused(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="pooling must be 'linear' or 'log'"):  # fails before claiming the folder
+        run_experiment("late-fusion-decision", SMALL, seeds=[0], epochs=1, out=out, overrides=["pooling=max"])
+    assert not out.exists()
+    run_experiment("text-bilstm", SMALL, seeds=[0], epochs=1, out=out, verbose=0)
+    (out / "summary.json").unlink()
+    shutil.rmtree(out / "seed_0")  # a run that died before its first seed: config.json and nothing else
+    run_experiment("cnn-text", SMALL, seeds=[0], epochs=1, out=out, verbose=0)  # no --force needed
+    assert json.loads((out / "summary.json").read_text())["experiment"] == "cnn-text"
+    (out / "summary.json").unlink()
+    with pytest.raises(FileNotFoundError, match="the run is incomplete.*rerun the same command to resume"):
+        read_run(out)
+    with pytest.raises(OutputExistsError, match="is not a directory"):
+        run_experiment("cnn-text", SMALL, seeds=[0], epochs=1, out=out / "config.json", verbose=0)
+    with pytest.raises(ValueError, match=r"seeds must be in 0 … 2\*\*32 - 1"):
+        run_experiment("cnn-text", SMALL, seeds=[-1], epochs=1, out=out, verbose=0)
 
+
+def test_a_changed_architecture_does_not_resume_an_old_run(tmp_path):
+    def first(x: ModelInputs, num_classes, *, width: int = 4):
+        h = keras.layers.Dense(width, activation="relu")(x.features["text"])
+        return keras.layers.Dense(num_classes, activation="softmax")(h)
+
+    def edited(x: ModelInputs, num_classes, *, width: int = 4):
+        h = keras.layers.Dense(width + 1, activation="relu")(x.features["text"])  # the notebook cell, edited
+        return keras.layers.Dense(num_classes, activation="softmax")(h)
+
+    register_architecture("test_changing", modalities=("text",))(first)
+    mine = Experiment("changing", "test_changing", ("text",))
+    run_experiment(mine, SMALL, seeds=[0], epochs=1, out=tmp_path / "r", verbose=0)
+    register_architecture("test_changing", modalities=("text",))(edited)
+    with pytest.raises(OutputExistsError, match="architecture_code"):
+        run_experiment(mine, SMALL, seeds=[0], epochs=1, out=tmp_path / "r", verbose=0)
+
+
+def test_more_seeds_extend_a_run_a_seed_list_runs_exactly_those_and_force_replaces(two_runs, tmp_path):
     out = tmp_path / "a"
     shutil.copytree(two_runs[0] / "a", out)
     extended = run_experiment("text-bilstm", SMALL, seeds=range(3), epochs=2, out=out, verbose=0)
     assert [s.seed for s in extended.seeds] == [0, 1, 2]
     assert extended.seeds[0].metrics == two_runs[1].seeds[0].metrics  # reused, not retrained
     listed = run_experiment("text-bilstm", SMALL, seeds=[7], epochs=2, out=out, verbose=0)
-    assert [s.seed for s in listed.seeds] == [0, 1, 2, 7]  # the directory accumulates seeds of one config
-    assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1, 2, 7]
+    assert [s.seed for s in listed.seeds] == [7]  # exactly these seeds; the others stay on disk, outside it
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [7]
+    assert sorted(p.name for p in out.glob("seed_*")) == ["seed_0", "seed_1", "seed_2", "seed_7"]
 
     replaced = run_experiment("text-bilstm", SMALL, seeds=[0], epochs=3, out=out, verbose=0, overwrite=True)
     assert [s.seed for s in replaced.seeds] == [0]
@@ -298,7 +342,7 @@ def test_a_model_defined_here_registers_and_runs_in_worker_processes_with_the_sa
             np.testing.assert_array_equal(a.predictions, b.predictions)
 
 
-def test_build_model_refuses_an_output_that_carries_a_keras_mask():
+def test_build_model_refuses_an_output_that_carries_a_keras_mask_or_has_the_wrong_shape():
     from model_utils.architectures import build_model
 
     @register_architecture("test_masked_output", modalities=("text",))
@@ -310,6 +354,13 @@ def test_build_model_refuses_an_output_that_carries_a_keras_mask():
         build_model("test_masked_output", dims={"text": 5}, modalities=("text",), num_classes=3, max_len=None)
     with pytest.raises(ValueError, match="is built in"):
         register_architecture("rnn")(masked_output)
+
+    @register_architecture("test_wrong_classes", modalities=("text",))
+    def wrong_classes(x: ModelInputs, num_classes):
+        return keras.layers.Dense(num_classes + 1, activation="softmax")(x.features["text"])
+
+    with pytest.raises(ValueError, match=r"test_wrong_classes: .*shape \(batch, dialogue length, num_classes=3\)"):
+        build_model("test_wrong_classes", dims={"text": 5}, modalities=("text",), num_classes=3, max_len=None)
 
 
 # ------------------------------------------------------------------------------------------------ cross-validation

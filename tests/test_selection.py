@@ -27,7 +27,7 @@ def test_the_best_cross_validated_candidate_is_selected(selected):
     for column in ("valid_macro_f1", "test_macro_f1", "ensemble_macro_f1"):
         assert table[column].between(0, 1).all()
     md = selection.to_markdown(table)
-    assert "(selected)**" in md and "CV macro-f1 (train sessions)" in md
+    assert "(selected)**" in md and "CV Macro-F1 (train sessions)" in md and "SYNTHETIC" in md
 
 
 def test_cross_validation_for_selection_never_touches_the_test_split(selected):

@@ -121,6 +121,7 @@ def _list(args) -> int:
         print(f"no experiment in group {args.group!r}")
         return 0
     width = max(len(e.name) for e in rows)
+    print(f"{'experiment':<{width}}  {'group':<11} {'modalities':<18} description")
     for e in rows:
         print(f"{e.name:<{width}}  {e.group:<11} {'+'.join(e.modalities):<18} {e.description}")
     return 0
@@ -132,6 +133,8 @@ def _run(args) -> int:
 
     from model_utils.runner import resolve_experiment, run_dir_name, run_experiment
 
+    if args.epochs and any(o.strip().startswith("train.epochs=") for o in args.overrides):
+        raise ValueError("give the epoch cap once: --epochs N or --set train.epochs=N, not both")
     experiment = resolve_experiment(args.name, args.overrides)  # unknown keys fail here, before any data is read
     out = args.out or Path("runs") / run_dir_name(experiment, args.cv)
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
@@ -166,9 +169,11 @@ def _select(args) -> int:
 
 @handles_data_errors
 def _table(args) -> int:
-    from data_utils.fileio import write_text
+    from data_utils.fileio import check_writable, write_text
     from model_utils.reporting import runs_table, to_markdown
 
+    if args.csv:
+        check_writable(args.csv, overwrite=args.force)  # fail before printing anything
     table = runs_table(args.runs)
     print(to_markdown(table), end="")
     if args.csv:

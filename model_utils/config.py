@@ -35,12 +35,19 @@ class TrainConfig:
     """How every experiment is trained and selected; the defaults are the protocol's (README, "Protocol").
 
     Optimisation: Adam with upstream's (Keras') defaults, ``batch_size`` dialogues per step, length-trimmed
-    batches. Selection: after every epoch the validation split is scored; training stops after ``patience``
+    batches; the loss is the cross-entropy over scored utterances, with ``class_weight='balanced'`` weights
+    n / (C · n_c) so that every class counts as much as it does in macro-F1 (upstream had no imbalance handling,
+    protocol §5 B21). Selection: after every epoch the validation split is scored; training stops after ``patience``
     epochs without a better ``monitor`` ('loss' is minimised, a metric maximised) or at the ``epochs`` cap.
-    ``selection='best'`` restores the weights of the best epoch; ``'average'`` restores the mean of the weights of
-    the ``average_top`` best epochs (fewer if fewer ran), which is less sensitive to one lucky epoch on a small
-    validation split. ``standardize`` standardises every modality with statistics fitted on the training
-    dialogues only (upstream fed raw features, protocol §5 B22).
+    ``selection='average'`` restores the mean of the weights of the ``average_top`` best epochs (fewer if fewer
+    ran), which is less sensitive to one lucky epoch on a small validation split; ``'best'`` restores the best
+    epoch's weights. ``standardize`` standardises every modality with statistics fitted on the training dialogues
+    only (upstream fed raw features, protocol §5 B22).
+
+    The defaults were chosen by cross-validation inside the training dialogues of the real IEMOCAP transcripts
+    (``mser run text-bilstm --cv train-sessions``, 5 seeds; the README's "Real text" section has the evidence):
+    standardising, balanced weights and averaging each raised the cross-validated macro-F1 of ``text-bilstm``, and
+    together they took it from 0.618 ± 0.012 (none of them) to 0.672 ± 0.003.
     """
 
     epochs: int = 100  # cap; early stopping on validation usually ends far sooner
@@ -51,10 +58,10 @@ class TrainConfig:
     epsilon: float = 1e-7
     clipnorm: float | None = None  # clip each gradient to this norm (None: no clipping)
     patience: int = 10  # epochs without a better validation score before stopping
-    class_weight: Literal["none", "balanced"] = "none"
+    class_weight: Literal["none", "balanced"] = "balanced"
     label_smoothing: float = 0.0
     monitor: str = "macro_f1"  # 'loss' (minimised) or one of metrics.METRICS (maximised), on validation
-    selection: str = "best"  # 'best' epoch's weights, or the 'average' of the average_top best epochs' weights
+    selection: str = "average"  # the 'average' of the average_top best epochs' weights, or the 'best' epoch's
     average_top: int = 5
     standardize: bool = True  # standardise every modality on the training dialogues
 

@@ -53,9 +53,8 @@ def _registry() -> dict[str, Experiment]:
         _unchecked("text-bilstm", "text_bilstm", ("text",),
                    "the upstream text-only baseline: 2 Bi-LSTM (NB3)", "final", "final"),
         _unchecked("text-context", "text_context", ("text",),
-                   "ours, text only (issue 5): LayerNorm + projection, speaker embedding, a dialogue BiLSTM and a "
-                   "per-speaker BiLSTM, utterance skip; class-balanced loss", "final", "text",
-                   train={"class_weight": "balanced"}),
+                   "ours, text only: LayerNorm + projection, party embedding, a dialogue BiLSTM and a per-party "
+                   "BiLSTM, utterance skip", "final", "text"),
         _unchecked("multimodal-seed", "multimodal_seed", ALL,
                    "the upstream final model as published (NB3), masks fixed", "final", "final"),
         _unchecked("multimodal-seed-tfaudio", "multimodal_seed_tfaudio", ALL,

@@ -88,13 +88,41 @@ def test_same_seed_same_run(ds):
 
 
 def test_early_stopping_restores_best_epoch(ds):
-    config = TrainConfig(epochs=40, patience=3, learning_rate=0.05, batch_size=4)
+    config = TrainConfig(epochs=40, patience=3, learning_rate=0.05, batch_size=4, selection="best")
     model, result = _train(ds, config)
     scores = [h["val_macro_f1"] for h in result.history]
     assert result.best_epoch == int(np.argmax(scores)) + 1 and result.best_score == max(scores)
     assert result.stopped_early and result.epochs_run == result.best_epoch + config.patience
     assert result.best_epoch < result.epochs_run  # so restoring is not a no-op
     assert evaluate_model(model, ds.subset("valid"), MODALITIES)["macro_f1"] == result.best_score
+    assert result.validation["macro_f1"] == result.best_score and result.averaged_epochs == []
+
+
+def test_average_selection_restores_the_mean_of_the_best_epochs_weights(ds, monkeypatch):
+    """The default: the weights of the average_top best epochs (by validation macro-F1, ties to the earlier
+    epoch), averaged; the validation scores reported are those of the averaged weights."""
+    snapshots = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([w.copy() for w in self.model.get_weights()])
+
+    real_fit = keras.Model.fit
+
+    def fit_with_spy(self, *args, callbacks=(), **kwargs):
+        return real_fit(self, *args, callbacks=[Spy(), *callbacks], **kwargs)  # the spy sees each epoch first
+
+    monkeypatch.setattr(keras.Model, "fit", fit_with_spy)
+    config = TrainConfig(epochs=8, patience=8, learning_rate=0.05, batch_size=4, average_top=3)
+    assert config.selection == "average"
+    model, result = _train(ds, config)
+    scores = [h["val_macro_f1"] for h in result.history]
+    top = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:3]
+    assert result.averaged_epochs == [i + 1 for i in top]
+    for got, *kept in zip(model.get_weights(), *(snapshots[i] for i in top)):
+        np.testing.assert_allclose(got, np.mean(kept, axis=0), rtol=1e-5, atol=1e-6)
+    assert result.validation == pytest.approx(
+        {m: v for m, v in evaluate_model(model, ds.subset("valid"), MODALITIES).items() if m in METRICS})
 
 
 def test_fit_sees_train_and_valid_only(ds, monkeypatch):
@@ -116,8 +144,8 @@ def test_fit_sees_train_and_valid_only(ds, monkeypatch):
     assert len(fed) == 1
     seen = np.concatenate([x["text"][:, 0] for x, _, _ in fed[0].as_numpy_iterator()])  # one epoch's batches
     assert sorted(r.tobytes() for r in seen) == sorted(r.tobytes() for r in train.features["text"][:, 0])
-    firsts = np.concatenate(predicted)  # two epochs of validation predictions, nothing else
-    assert len(firsts) == 2 * len(valid)
+    firsts = np.concatenate(predicted)  # two epochs of validation predictions, the averaged weights', nothing else
+    assert len(firsts) == 3 * len(valid)
     assert {r.tobytes() for r in firsts} == {r.tobytes() for r in valid.features["text"][:, 0]}
 
 
@@ -138,8 +166,9 @@ def test_balanced_class_weights(ds):
     np.testing.assert_allclose(w[train.mask], weights[train.labels[train.mask]], rtol=1e-6)
     assert (w[~train.mask] == 0).all()
 
-    _, plain = _train(ds)
-    _, balanced = _train(ds, dataclasses.replace(FAST, class_weight="balanced"))
+    assert FAST.class_weight == "balanced"  # the default
+    _, plain = _train(ds, dataclasses.replace(FAST, class_weight="none"))
+    _, balanced = _train(ds, FAST)
     assert balanced.class_weights == pytest.approx(weights.tolist())
     assert [h["loss"] for h in balanced.history] != [h["loss"] for h in plain.history]
 

@@ -46,7 +46,7 @@ def plot_confusion(result: RunResult, *, save_dir: str | Path | None = None):
 
 
 def plot_history(result: RunResult, *, save_dir: str | Path | None = None):
-    """Training loss and validation macro-F1 per epoch for every seed; the restored epoch is marked."""
+    """Training loss and validation macro-F1 per epoch for every seed; each seed's best epoch is marked."""
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
     for s in result.seeds:
         epochs = [h["epoch"] for h in s.history]
@@ -54,7 +54,7 @@ def plot_history(result: RunResult, *, save_dir: str | Path | None = None):
         f1_ax.plot(epochs, [h["val_macro_f1"] for h in s.history], label=f"seed {s.seed}")
         f1_ax.axvline(s.best_epoch, color="grey", lw=0.6, ls=":")
     loss_ax.set(title="training loss (mean CE over real utterances)", xlabel="epoch")
-    f1_ax.set(title="validation macro-F1 (dotted: restored epoch)", xlabel="epoch")
+    f1_ax.set(title="validation macro-F1 (dotted: best epoch)", xlabel="epoch")
     f1_ax.legend(fontsize=8)
     fig.suptitle(f"{result.experiment.name} — {_data_tag(result)}")
     fig.tight_layout()

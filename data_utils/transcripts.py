@@ -60,8 +60,8 @@ def read_transcripts(path) -> Corpus:
         raise FileNotFoundError(f"{source}: no such transcripts file")
     rows = _read_rows(path, source)
     by_dialogue = _group_dialogues(rows, source)
-    dialogue_split = {did: _dialogue_split(turns, source) for did, turns in by_dialogue.items()}
-    sessions = {did: _dialogue_session(turns, source) for did, turns in by_dialogue.items()}
+    dialogue_split = {did: _per_dialogue(turns, "split", source) for did, turns in by_dialogue.items()}
+    sessions = {did: _per_dialogue(turns, SESSION, source) for did, turns in by_dialogue.items()}
     utterance_ids = _utterance_ids(by_dialogue, source)
     label_names = _label_names(r.label for r in rows)
     dialogues = {
@@ -160,26 +160,17 @@ def _group_dialogues(rows: list[_Row], source: str) -> dict[str, list[_Row]]:
     return dict(grouped)
 
 
-def _dialogue_split(turns: list[_Row], source: str) -> str:
+def _per_dialogue(turns: list[_Row], column: str, source: str):
+    """The value of ``column`` that every row of a dialogue shares (split, session); an error names the first row
+    that differs."""
     first, *rest = sorted(turns, key=lambda r: r.line)
     for row in rest:
-        if row.split != first.split:
+        if getattr(row, column) != getattr(first, column):
             raise TranscriptFormatError(
-                source, f"the dialogue is in more than one split: {row.split!r} here, {first.split!r} on line "
-                        f"{first.line}; all rows of a dialogue must have the same split",
-                line=row.line, dialogue=row.dialogue_id, field="split")
-    return first.split
-
-
-def _dialogue_session(turns: list[_Row], source: str) -> str | None:
-    first, *rest = sorted(turns, key=lambda r: r.line)
-    for row in rest:
-        if row.session != first.session:
-            raise TranscriptFormatError(
-                source, f"the dialogue is in more than one session: {row.session!r} here, {first.session!r} on "
-                        f"line {first.line}; all rows of a dialogue must have the same session",
-                line=row.line, dialogue=row.dialogue_id, field=SESSION)
-    return first.session
+                source, f"the dialogue is in more than one {column}: {getattr(row, column)!r} here, "
+                        f"{getattr(first, column)!r} on line {first.line}; all rows of a dialogue must have the same "
+                        f"{column}", line=row.line, dialogue=row.dialogue_id, field=column)
+    return getattr(first, column)
 
 
 def _splits(dialogue_split: dict[str, str], source: str) -> dict[str, tuple[str, ...]]:

@@ -210,3 +210,15 @@ def test_shared_iemocap_transcripts():
     assert corpus.label_names == IEMOCAP6
     first = corpus.dialogues[corpus.splits["train"][0]]
     assert first.utterance_ids[0] == f"{first.id}_{first.speakers[0]}000"
+
+
+def test_a_session_column_gives_each_dialogue_its_session(tmp_path):
+    header = [*HEADER, "session"]
+    session = {"d1": "S1", "d2": "S1", "d3": "S2", "d4": "S3"}
+    rows = [r + [session[r[0]]] for r in ROWS]
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", rows, header))
+    assert {d: corpus.session(d) for d in corpus.dialogues} == session
+    assert read_transcripts(write_csv(tmp_path / "no.csv", ROWS)).session("d1") == ""  # no column, no SesNN id
+    err = error_of(tmp_path, with_cell(rows, 1, "session", "S9", header), header)
+    assert err.line == 3 and err.dialogue == "d1" and err.field == "session"
+    assert "the dialogue is in more than one session: 'S9' here, 'S1' on line 2" in str(err)

@@ -14,7 +14,6 @@ import platform
 import resource
 import subprocess
 import sys
-import time
 
 import numpy as np
 

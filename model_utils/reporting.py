@@ -4,7 +4,7 @@ path for both (:func:`model_utils.results.as_run`). No deep-learning backend is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd

@@ -19,13 +19,12 @@ that are missing, and a different configuration is refused before any training.
 from __future__ import annotations
 
 import copy
-import functools
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

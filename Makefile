@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The test modules run in $(TEST_WORKERS) processes (pytest-xdist); each module stays in one process, so its
+# module-scoped fixtures are built once. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
@@ -31,7 +34,7 @@ setup-text: setup
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
 test: setup
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope,) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 reproduce: setup

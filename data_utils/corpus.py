@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -33,6 +35,8 @@ FIELDS = ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio",
           "trainVid", "testVid")
 MODALITY_FIELD = {"text": "videoText", "audio": "videoAudio", "visual": "videoVisual"}
 SPLITS = ("train", "valid", "test")
+NAME_LABELS_HINT = ("name its labels in order: `mser data convert FILE --label-names a,b,... --out NEW.pkl`, or a "
+                    "10th element {'label_names': [...]} (README, 'Your data'), or read_corpus(path, label_names=...)")
 FORMAT_VERSION = 1
 _SESSION_PREFIX = re.compile(r"^Ses(\d+)")
 
@@ -41,6 +45,11 @@ def session_from_id(dialogue_id: str) -> str:
     """IEMOCAP's session of a dialogue id (``Ses05M_script01_1`` -> ``Ses05``), or '' when the id has none."""
     match = _SESSION_PREFIX.match(dialogue_id)
     return f"Ses{int(match.group(1)):02d}" if match else ""
+
+
+class DataWarning(UserWarning):
+    """Something about the data a user should know before training (a guessed label set, an unread field, a class
+    without training utterances); the command line prints it as one ``warning:`` line."""
 
 
 class DataFormatError(ValueError):
@@ -94,41 +103,175 @@ class Corpus:
         return self.sessions.get(dialogue_id) or session_from_id(dialogue_id)
 
 
+# --------------------------------------------------------------------------------------------------- layouts
+
+MELD7 = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+EXTRAS_KEYS = ("format", "version", "label_names", "validVid", "sessions", "synthetic", "description")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A published tuple layout the reader recognises: its fields in order, and what its label ids mean."""
+
+    name: str
+    fields: tuple[str, ...]
+    label_names: tuple[str, ...]
+    description: str
+
+
+LAYOUTS = {
+    "poria": Layout("poria", FIELDS, IEMOCAP6,
+                    "Poria et al.'s IEMOCAP 9-tuple (also DialogueRNN's and DialogueGCN's IEMOCAP files)"),
+    "poria+extras": Layout("poria+extras", FIELDS + ("extras",), IEMOCAP6,
+                           "the same with this suite's extras dict (validVid, label_names, sessions, ...)"),
+    "poria+trailing": Layout("poria+trailing", FIELDS + ("(ignored)",), IEMOCAP6,
+                             "the same with one more element of another tool's (not read)"),
+    "dialoguernn-meld": Layout(
+        "dialoguernn-meld",
+        ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoSentence", "trainVid",
+         "testVid", "videoLabelsSentiment"), MELD7,
+        "DialogueRNN's multi-party MELD 9-tuple: no visual features, one-hot speakers, emotion labels "
+        "(neutral, surprise, fear, sadness, joy, disgust, anger), sentiment labels last (not read)"),
+}
+
+
+def _kinds(obj) -> str:
+    return ", ".join(type(x).__name__ for x in obj)
+
+
+def _is_ids(x) -> bool:
+    return isinstance(x, (list, tuple, set, frozenset))
+
+
+def _identify_layout(obj, source: str) -> tuple[str, dict, dict]:
+    """Which of :data:`LAYOUTS` ``obj`` is: (layout name, Poria field name -> value, extras dict)."""
+    if not isinstance(obj, (tuple, list)):
+        raise DataFormatError(source, f"expected a tuple in Poria et al.'s layout {FIELDS}, got a "
+                                      f"{type(obj).__name__}")
+    n = len(obj)
+    poria_shaped = n >= 9 and all(isinstance(x, dict) for x in obj[:7]) and _is_ids(obj[7]) and _is_ids(obj[8])
+    meld_shaped = n == 9 and all(isinstance(x, dict) for x in obj[:6]) and _is_ids(obj[6]) and _is_ids(obj[7]) \
+        and isinstance(obj[8], dict)
+    if meld_shaped:
+        ids, speakers, labels, text, audio, sentences, train, test, _ = obj
+        named = {"videoIDs": ids, "videoSpeakers": _one_hot_speakers(speakers, source), "videoLabels": labels,
+                 "videoText": text, "videoAudio": audio, "videoVisual": {}, "videoSentence": sentences,
+                 "trainVid": train, "testVid": test}
+        return "dialoguernn-meld", named, {}
+    if n == 9:  # Poria's layout, or something close enough that a field-by-field error is the useful answer
+        return "poria", dict(zip(FIELDS, obj)), {}
+    if n == 10 and _is_extras(obj[9], obj[0] if isinstance(obj[0], dict) else {}):
+        return "poria+extras", dict(zip(FIELDS, obj[:9])), obj[9]
+    if n == 10 and poria_shaped:
+        return "poria+trailing", dict(zip(FIELDS, obj[:9])), {}
+    meld = LAYOUTS["dialoguernn-meld"].fields
+    raise DataFormatError(
+        source, f"expected Poria et al.'s 9-tuple ({', '.join(FIELDS)}), optionally with a 10th element (this "
+                f"suite's extras dict, or another tool's, not read), or DialogueRNN's MELD 9-tuple "
+                f"({', '.join(meld)}); found a {type(obj).__name__} of {n} elements ({_kinds(obj)}). Convert the file "
+                f"to Poria's layout (README, 'Your data'), or write a transcripts CSV and use `mser features text`")
+
+
+def _is_extras(value, ids) -> bool:
+    """Whether a 10th element is this suite's extras dict (not another tool's per-dialogue dict or list)."""
+    if not isinstance(value, dict):
+        return False
+    keys = set(value)
+    return value.get("format") == "mser-erc" or not keys or (bool(keys & set(EXTRAS_KEYS)) and not keys & set(ids))
+
+
+def _one_hot_speakers(speakers, source: str) -> dict:
+    """DialogueRNN's MELD speakers (one-hot vectors per utterance) as names ``P0``, ``P1``, … (the hot index)."""
+    if not isinstance(speakers, dict):
+        raise DataFormatError(source, f"must be a dict keyed by dialogue id, got {type(speakers).__name__}",
+                              field="videoSpeakers")
+    named = {}
+    for did, rows in speakers.items():
+        if not isinstance(rows, (list, tuple, np.ndarray)):
+            raise DataFormatError(source, f"must be a per-utterance list, got {type(rows).__name__}",
+                                  dialogue=str(did), field="videoSpeakers")
+        names = []
+        for i, row in enumerate(rows):
+            if isinstance(row, str):
+                names.append(row)
+                continue
+            try:
+                vec = np.asarray(row, dtype=np.float64)
+            except (ValueError, TypeError):
+                vec = np.empty(0)
+            if vec.ndim != 1 or vec.size == 0 or not np.isfinite(vec).all() or np.count_nonzero(vec) != 1:
+                raise DataFormatError(source, f"utterance {i}: speaker must be a name or a one-hot vector, got "
+                                              f"{row!r}"[:300], dialogue=str(did), field="videoSpeakers")
+            names.append(f"P{int(np.argmax(vec))}")
+        named[did] = names
+    return named
+
+
 # --------------------------------------------------------------------------------------------------- reading
 
-def read_corpus(path) -> Corpus:
-    """Read and validate a pickle in Poria et al.'s layout. Nothing in the file is executed."""
+def read_corpus(path, *, label_names: Sequence[str] | None = None) -> Corpus:
+    """Read and validate a pickle in one of :data:`LAYOUTS`. Nothing in the file is executed.
+
+    ``label_names``: what label ids 0, 1, … mean, overriding the file's own names (see :func:`corpus_from_tuple`).
+    Raises ``FileNotFoundError`` (no such file, or a directory), :class:`UnsafePickleError` (the pickle asks to run
+    code) or :class:`DataFormatError` (anything else, naming the file, dialogue and field).
+    """
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{source}: is a directory, not a data file (give the path of a .pkl file)")
     if not path.is_file():
         raise FileNotFoundError(f"{source}: no such data file (for the built-in data pass 'synthetic')")
-    return corpus_from_bytes(path.read_bytes(), source=source)
+    return corpus_from_bytes(path.read_bytes(), source=source, label_names=label_names)
 
 
-def corpus_from_bytes(data: bytes, *, source: str) -> Corpus:
+def corpus_from_bytes(data: bytes, *, source: str, label_names: Sequence[str] | None = None) -> Corpus:
+    """:func:`read_corpus` for the bytes of a file; ``source`` names it in errors."""
     try:
         obj = safe_loads(data, source=source)
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, MemoryError) as e:
-        raise DataFormatError(source, f"not a readable pickle ({type(e).__name__}: {e})") from e
-    return corpus_from_tuple(obj, source=source)
+            UnicodeDecodeError, MemoryError, OverflowError, RecursionError, struct.error) as e:
+        raise DataFormatError(source, f"not a readable pickle ({type(e).__name__}: {_short(e)})") from e
+    return corpus_from_tuple(obj, source=source, label_names=label_names)
 
 
-def corpus_from_tuple(obj, *, source: str) -> Corpus:
-    if not isinstance(obj, (tuple, list)) or len(obj) not in (9, 10):
-        got = f"a {type(obj).__name__} of length {len(obj)}" if isinstance(obj, (tuple, list)) else \
-            f"a {type(obj).__name__}"
-        raise DataFormatError(source, f"expected a 9-tuple {FIELDS} (or 10 with an extras dict), got {got}")
-    named = dict(zip(FIELDS, obj[:9]))
-    extras = obj[9] if len(obj) == 10 else {}
-    if not isinstance(extras, dict):
-        raise DataFormatError(source, f"must be a dict, got {type(extras).__name__}", field="extras")
+def _short(e: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit] + " …"
 
-    label_names = tuple(extras.get("label_names", IEMOCAP6))
+
+def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = None) -> Corpus:
+    """Validate a tuple in one of :data:`LAYOUTS` into a :class:`Corpus`.
+
+    ``label_names`` names the label ids (id i is ``label_names[i]``); it overrides the file's ``extras.label_names``
+    and the layout's default (IEMOCAP6 for Poria's layout, MELD's seven emotions for DialogueRNN's MELD layout).
+    Raises :class:`DataFormatError` naming the file, dialogue and field of the first problem.
+    """
+    layout, named, extras = _identify_layout(obj, source)
+    if label_names is not None:
+        label_names = tuple(label_names)
+        where = "label_names"
+    elif "label_names" in extras:
+        label_names, where = extras["label_names"], "extras.label_names"
+        label_names = tuple(label_names) if isinstance(label_names, (list, tuple)) else (label_names,)
+    else:
+        label_names, where = LAYOUTS[layout].label_names, "label_names"
     if not label_names or not all(isinstance(n, str) for n in label_names) or len(set(label_names)) != len(label_names):
-        raise DataFormatError(source, f"must be distinct strings, got {label_names!r}", field="extras.label_names")
+        raise DataFormatError(source, f"must be distinct strings, got {label_names!r}", field=where)
+    unknown_keys = sorted(str(k) for k in set(extras) - set(EXTRAS_KEYS))
+    if unknown_keys:
+        raise DataFormatError(source, f"unknown key(s) {', '.join(unknown_keys)}; the extras dict knows "
+                                      f"{', '.join(EXTRAS_KEYS)}", field="extras")
+    if layout == "poria+trailing":
+        warnings.warn(f"{source}: the 10th element (a {type(obj[9]).__name__}) is not this suite's extras dict and is "
+                      "not read", DataWarning, stacklevel=2)
+    if where == "label_names" and layout.startswith("poria") and isinstance(named["videoIDs"], dict) and \
+            named["videoIDs"] and not any(session_from_id(str(d)) for d in named["videoIDs"]):
+        warnings.warn(f"{source}: the file does not name its labels and its dialogue ids are not IEMOCAP's, yet its "
+                      f"label ids are read as IEMOCAP's ({', '.join(IEMOCAP6)}); if they mean something else, "
+                      f"{NAME_LABELS_HINT}", DataWarning, stacklevel=2)
 
     for name in FIELDS[:7]:
         if not isinstance(named[name], dict):
@@ -163,6 +306,10 @@ def corpus_from_tuple(obj, *, source: str) -> Corpus:
         "test": _id_list(source, named["testVid"], "testVid"),
         "valid": _id_list(source, extras.get("validVid", ()), "extras.validVid"),
     }
+    for split_field, split in (("trainVid", "train"), ("testVid", "test")):
+        if not splits[split]:
+            raise DataFormatError(source, f"lists no dialogues; every experiment needs at least one {split} dialogue",
+                                  field=split_field)
     overlap = sorted(set(splits["train"]) & set(splits["test"]))
     if overlap:
         raise DataFormatError(source, "is in both trainVid and testVid", dialogue=overlap[0], field="testVid")
@@ -244,9 +391,20 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
             raise err(f"utterance {i}: label must be an integer id, got {lab!r}", "videoLabels")
         if not 0 <= int(lab) < len(label_names):
             raise err(f"utterance {i}: label id {int(lab)} is out of range 0..{len(label_names) - 1} "
-                      f"({', '.join(label_names)})", "videoLabels")
+                      f"({', '.join(label_names)}); if the file uses another label set, {NAME_LABELS_HINT}",
+                      "videoLabels")
         labels.append(label_names[int(lab)])
-    sentences = tuple(str(s) for s in seq("videoSentence"))
+    sentences = []
+    for i, text in enumerate(seq("videoSentence")):
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise err(f"utterance {i}: the sentence is bytes that are not UTF-8 ({e.reason} at byte {e.start})",
+                          "videoSentence") from None
+        elif not isinstance(text, str):
+            raise err(f"utterance {i}: the sentence must be text, got {type(text).__name__}", "videoSentence")
+        sentences.append(text)
 
     features = {}
     for m in present:
@@ -267,9 +425,16 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
         if bad.any():
             i, j = map(int, np.argwhere(bad)[0])
             raise err(f"utterance {i} ({utt_ids[i]}): non-finite value {arr[i, j]} at dimension {j}", name)
-        features[m] = np.ascontiguousarray(arr, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            features[m] = np.ascontiguousarray(arr, dtype=np.float32)
+        bad = ~np.isfinite(features[m])
+        if bad.any():
+            i, j = map(int, np.argwhere(bad)[0])
+            raise err(f"utterance {i} ({utt_ids[i]}): value {arr[i, j]} at dimension {j} is beyond float32's range "
+                      f"(±{float(np.finfo(np.float32).max):.3g}), which models compute in; rescale the features",
+                      name)
     return Dialogue(id=did, utterance_ids=tuple(str(u) for u in utt_ids), speakers=speakers, labels=tuple(labels),
-                    sentences=sentences, features=features)
+                    sentences=tuple(sentences), features=features)
 
 
 def _check_splits(source, ids, splits):

@@ -3,6 +3,10 @@
 A scheme maps the label *names* stored in a corpus to output classes. A name mapped to ``None`` is left out:
 those utterances stay in the dialogue as context for the model, but they are masked out of the loss and of
 every metric. There is no padding class anywhere; padding is the mask's job.
+
+Utterances without an agreed label (IEMOCAP's ``xxx``, a blank label in a transcripts CSV: :data:`CONTEXT_LABELS`)
+are such context under every built-in scheme and under ``'native'``: they stay in their dialogue and are never
+scored. A scheme that wants to score them must map them to a class explicitly.
 """
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ import numpy as np
 
 # The label ids of Poria et al.'s pickle (``loadIEMOCAP.py``): videoLabels hold indices into this tuple.
 IEMOCAP6 = ("hap", "sad", "neu", "ang", "exc", "fru")
+# Label names that mean "no agreed label": IEMOCAP's evaluators' ``xxx`` and a blank label. Context, never scored.
+CONTEXT_LABELS = ("xxx", "")
+_UNSCORED = {name: None for name in CONTEXT_LABELS}
 
 
 @dataclass(frozen=True)
@@ -32,40 +39,51 @@ class LabelScheme:
         return len(self.classes)
 
     def class_index(self, label_names: Sequence[str], *, source: str = "") -> np.ndarray:
-        """For each label name, its class index, or -1 where the scheme leaves it out.
+        """For each label name, its class index, or -1 where the scheme leaves it out (context, never scored).
 
-        Raises a ValueError naming the labels the scheme does not know (so a typo never becomes a silent -1).
+        Raises a ValueError naming the labels the scheme does not know (so a typo never becomes a silent -1), with
+        the known label each one differs from only by case, if any.
         """
         unknown = sorted(set(label_names) - set(self.mapping))
         if unknown:
             where = f"{source}: " if source else ""
+            known = {n.casefold(): n for n in self.mapping if n}
+            cased = [f"{u!r} (did you mean {known[u.casefold()]!r}?)" for u in unknown if u.casefold() in known]
+            hint = ("; labels are case-sensitive: " + ", ".join(cased)) if cased else \
+                "; use scheme='native' to keep the corpus's own classes"
             raise ValueError(
                 f"{where}labels {unknown} are not covered by label scheme {self.name!r} "
-                f"(it knows {sorted(self.mapping)}); use scheme='native' to keep the corpus's own classes"
+                f"(it knows {sorted(n for n in self.mapping if n)}){hint}"
             )
         index = {c: i for i, c in enumerate(self.classes)}
         return np.array([index[self.mapping[n]] if self.mapping[n] is not None else -1 for n in label_names],
                         dtype=np.int32)
 
+    def unscored(self) -> tuple[str, ...]:
+        """The label names this scheme keeps as context and never scores (e.g. ``xxx``, blank, standard4's fru)."""
+        return tuple(sorted(n for n, c in self.mapping.items() if c is None))
+
 
 MERGED4 = LabelScheme(
     "merged4",
     classes=("happy", "angry", "sad", "neutral"),
-    mapping={"hap": "happy", "exc": "happy", "ang": "angry", "fru": "angry", "sad": "sad", "neu": "neutral"},
+    mapping={"hap": "happy", "exc": "happy", "ang": "angry", "fru": "angry", "sad": "sad", "neu": "neutral",
+             **_UNSCORED},
     description="The upstream study's 4 classes: happy = hap+exc, angry = ang+fru, sad, neutral (all 7433 "
                 "utterances). Not comparable with the literature's 4-class IEMOCAP, which leaves fru out.",
 )
 STANDARD4 = LabelScheme(
     "standard4",
     classes=("happy", "angry", "sad", "neutral"),
-    mapping={"hap": "happy", "exc": "happy", "ang": "angry", "fru": None, "sad": "sad", "neu": "neutral"},
+    mapping={"hap": "happy", "exc": "happy", "ang": "angry", "fru": None, "sad": "sad", "neu": "neutral",
+             **_UNSCORED},
     description="The literature's usual 4 classes: happy = hap+exc, angry, sad, neutral; frustrated utterances "
                 "stay in the dialogues as context but are never scored.",
 )
 ORIGINAL6 = LabelScheme(
     "original6",
     classes=IEMOCAP6,
-    mapping={n: n for n in IEMOCAP6},
+    mapping={**{n: n for n in IEMOCAP6}, **_UNSCORED},
     description="The six IEMOCAP labels of the ERC literature (hap, sad, neu, ang, exc, fru).",
 )
 
@@ -78,8 +96,11 @@ def get_scheme(name: str | LabelScheme, label_names: Sequence[str] = IEMOCAP6) -
     if isinstance(name, LabelScheme):
         return name
     if name == "native":
-        return LabelScheme("native", classes=tuple(label_names), mapping={n: n for n in label_names},
-                           description="The corpus's own label names, one class each.")
+        classes = tuple(n for n in label_names if n not in CONTEXT_LABELS)
+        return LabelScheme("native", classes=classes,
+                           mapping={n: (None if n in CONTEXT_LABELS else n) for n in label_names},
+                           description="The corpus's own label names, one class each (xxx and blank: context, "
+                                       "never scored).")
     try:
         return SCHEMES[name]
     except KeyError:

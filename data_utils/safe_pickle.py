@@ -14,6 +14,7 @@ import pickle
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
+from numpy._core import numeric as _numeric
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -28,9 +29,14 @@ _ALLOWED = {
     ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    # protocol 5 (pickle.HIGHEST_PROTOCOL, pandas.to_pickle) writes arrays as _frombuffer(bytes, dtype, shape,
+    # order): a copy out of an in-band buffer. An object dtype cannot come out of a buffer, so nothing else is built.
+    ("numpy.core.numeric", "_frombuffer"): _numeric._frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numeric._frombuffer,
 }
 for _mod in ("__builtin__", "builtins"):
-    for _name in ("set", "frozenset", "list", "dict", "tuple", "str", "bytes", "int", "float", "bool", "complex"):
+    for _name in ("set", "frozenset", "list", "dict", "tuple", "str", "bytes", "bytearray", "int", "float", "bool",
+                  "complex"):
         _ALLOWED[(_mod, _name)] = getattr(builtins, _name)
 # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(text, 'latin1'): a pure function.
 _ALLOWED[("_codecs", "encode")] = codecs.encode

@@ -4,7 +4,8 @@ Columns: ``dialogue_id, turn, speaker, label, split, text`` and optionally ``utt
 recording session, for leave-one-session-out cross-validation; without it, IEMOCAP ids give theirs); other
 columns are ignored. ``turn`` orders the utterances of a dialogue (0..n-1, rows may come in any order), ``split`` is one of
 train, valid, test for all rows of a dialogue. Labels that are all IEMOCAP names keep the IEMOCAP label ids
-(``IEMOCAP6``); any other label set becomes its own classes, in sorted order (label scheme ``'native'``).
+(``IEMOCAP6``); any other label set becomes its own classes, in sorted order (label scheme ``'native'``). A blank
+label or IEMOCAP's ``xxx`` (no agreed label) keeps the utterance in its dialogue as context, never scored.
 
 Without an ``utterance_id`` column, ids are derived as ``<dialogue_id>_<speaker><nnn>`` with a per-speaker counter
 in turn order, which reproduces IEMOCAP's own names (``Ses01F_impro01_F000``).
@@ -14,19 +15,22 @@ The corpus has no features yet (``modalities == ()``); ``data_utils.text_feature
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from .corpus import SPLITS, Corpus, DataFormatError, Dialogue
-from .labels import IEMOCAP6
+from .labels import CONTEXT_LABELS, IEMOCAP6
 
 REQUIRED_COLUMNS = ("dialogue_id", "turn", "speaker", "label", "split", "text")
 UTTERANCE_ID = "utterance_id"
 SESSION = "session"
 OPTIONAL_COLUMNS = (UTTERANCE_ID, SESSION)
-NON_BLANK = ("dialogue_id", "speaker", "label", "text")
+NON_BLANK = ("dialogue_id", "speaker", "text")  # a blank label is an utterance without one: context, never scored
+MAX_FIELD_CHARS = 1 << 24  # one field (an utterance's text) may hold up to 16 Mi characters
 
 
 class TranscriptFormatError(DataFormatError):
@@ -79,9 +83,11 @@ def read_transcripts(path) -> Corpus:
 
 def _read_rows(path: Path, source: str) -> list[_Row]:
     """The non-blank rows, each with the line it starts on."""
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        try:
+    text = _decode(path.read_bytes(), source)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    last_line = 0
+    try:
+        with _field_limit(MAX_FIELD_CHARS):
             header = [name.strip() for name in next(reader, [])]
             columns = _check_header(header, source)
             rows, last_line = [], reader.line_num
@@ -93,11 +99,36 @@ def _read_rows(path: Path, source: str) -> list[_Row]:
                     raise TranscriptFormatError(source, f"has {len(values)} fields, the header has {len(header)}",
                                                 line=line)
                 rows.append(_parse_row({name: values[i].strip() for name, i in columns.items()}, line, source))
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise TranscriptFormatError(source, f"not a readable UTF-8 CSV file ({e})") from e
+    except csv.Error as e:
+        line = last_line + 1  # the record that failed starts on the line after the last one read
+        if "field larger than field limit" in str(e):
+            raise TranscriptFormatError(source, f"a field is longer than {MAX_FIELD_CHARS:,} characters (an "
+                                                "unclosed quote swallows the lines after it)", line=line) from None
+        raise TranscriptFormatError(source, f"not a readable CSV file ({e})", line=line) from None
     if not rows:
         raise TranscriptFormatError(source, "holds no utterances (only a header)", line=1)
     return rows
+
+
+def _decode(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text (a byte-order mark is dropped); an error names the line and column of the bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise TranscriptFormatError(source, f"byte 0x{data[e.start]:02x} at column {column} is not UTF-8 ({e.reason}); "
+                                            "save the file as UTF-8", line=line) from None
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int):
+    """The csv module's field-size limit (process-wide state) raised to ``limit`` for a block, then restored."""
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _check_header(header: list[str], source: str) -> dict[str, int]:
@@ -207,6 +238,9 @@ def _utterance_ids(by_dialogue: dict[str, list[_Row]], source: str) -> dict[int,
 
 
 def _label_names(labels) -> tuple[str, ...]:
-    """``IEMOCAP6`` when every label is an IEMOCAP name, else the sorted distinct labels."""
+    """``IEMOCAP6`` (then the context labels present, :data:`CONTEXT_LABELS`) when every label is an IEMOCAP name
+    or a context label, else the sorted distinct labels."""
     distinct = set(labels)
-    return IEMOCAP6 if distinct <= set(IEMOCAP6) else tuple(sorted(distinct))
+    if distinct <= set(IEMOCAP6) | set(CONTEXT_LABELS):
+        return IEMOCAP6 + tuple(sorted(distinct & set(CONTEXT_LABELS)))
+    return tuple(sorted(distinct))

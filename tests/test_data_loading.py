@@ -123,7 +123,7 @@ def _mutated(small_corpus, mutate):
 
 FIRST = "synth_train_000"
 CASES = [
-    ("tuple length", lambda t: (t.pop(), t.pop()), r"expected a 9-tuple .*got a tuple of length 8"),
+    ("tuple length", lambda t: (t.pop(), t.pop()), r"expected Poria et al.'s 9-tuple .*found a tuple of 8 elements"),
     ("not a dict", lambda t: t.__setitem__(2, [1, 2]), r"field videoLabels: must be a dict"),
     ("missing dialogue", lambda t: t[3].pop(FIRST), rf"dialogue '{FIRST}': field videoText: has no entry"),
     ("extra dialogue", lambda t: t[1].__setitem__("ghost", ["F"]), r"dialogue 'ghost': field videoSpeakers"),
@@ -192,3 +192,139 @@ def test_unknown_scheme_and_uncovered_labels(small_corpus):
     with pytest.raises(ValueError, match=r"not covered by label scheme 'merged4'.*scheme='native'"):
         from_corpus(corpus)
     assert from_corpus(corpus, "native").class_names == ("joy", "anger", "calm", "sad", "x", "y")
+
+
+# ------------------------------------------------------------------------------------------------- other corpora
+
+def _poria9(small_corpus, labels=None) -> list:
+    """The small corpus as a bare Poria 9-tuple (no extras), optionally with other label ids."""
+    layout = copy.deepcopy(list(corpus_to_tuple(small_corpus)))[:9]
+    if labels is not None:
+        layout[2] = {d: [labels(i) for i, _ in enumerate(v)] for d, v in layout[2].items()}
+    return layout
+
+
+def test_a_9_tuple_with_more_label_ids_than_iemocap_says_how_to_name_them(small_corpus, tmp_path):
+    data = pickle.dumps(tuple(_poria9(small_corpus, labels=lambda i: i % 7)), protocol=2)
+    with pytest.raises(DataFormatError, match=r"label id 6 is out of range 0\.\.5 \(hap, .*\); if the file uses "
+                                              r"another label set, name its labels.*--label-names"):
+        corpus_from_bytes(data, source="meld7.pkl")
+    names = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
+    corpus = corpus_from_bytes(data, source="meld7.pkl", label_names=names)
+    assert corpus.label_names == names and corpus.dialogues[FIRST].labels[:7] == names
+
+
+def test_a_9_tuple_of_another_corpus_with_iemocap_sized_ids_warns_that_names_are_guessed(small_corpus):
+    from data_utils.corpus import DataWarning
+
+    layout = _poria9(small_corpus)  # synthetic ids (synth_train_000), not IEMOCAP's SesNN...
+    with pytest.warns(DataWarning, match=r"does not name its labels and its dialogue ids are not IEMOCAP's.*"
+                                         r"--label-names"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="other.pkl")
+
+
+def test_iemocap_ids_without_label_names_load_quietly(fixture_pkl):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_corpus(fixture_pkl)
+
+
+def test_a_10th_element_of_another_tool_is_recognised_and_not_read(small_corpus):
+    from data_utils.corpus import DataWarning
+
+    for trailing in (["some", "other", "list"], {d: [0] for d in small_corpus.dialogues}):
+        layout = _poria9(small_corpus) + [trailing]
+        with pytest.warns(DataWarning, match=r"the 10th element \(a (list|dict)\) is not this suite's extras"):
+            corpus = corpus_from_bytes(pickle.dumps(tuple(layout)), source="plus.pkl")
+        assert corpus.splits["test"] == small_corpus.splits["test"]
+
+
+def test_dialoguernn_meld_layout_loads_with_meld_labels_and_one_hot_speakers(small_corpus):
+    from data_utils.corpus import MELD7
+
+    p = _poria9(small_corpus, labels=lambda i: i % 7)
+    ids, speakers, labels, text, audio, _, sentences, train, test = p
+    one_hot = {d: [[0.0] * 9 for _ in v] for d, v in speakers.items()}
+    for d, rows in one_hot.items():
+        for i, row in enumerate(rows):
+            row[(i * 4) % 3] = 1.0  # parties 0, 1, 2
+    sentiment = {d: [0] * len(v) for d, v in ids.items()}
+    meld = (ids, one_hot, labels, text, audio, sentences, train, test, sentiment)
+    corpus = corpus_from_bytes(pickle.dumps(meld, protocol=2), source="MELD_features_raw.pkl")
+    assert corpus.modalities == ("text", "audio") and corpus.label_names == MELD7
+    d = corpus.dialogues[FIRST]
+    assert d.labels[:3] == ("neutral", "surprise", "fear") and d.speakers[:3] == ("P0", "P1", "P2")
+    bad = dict(one_hot, **{FIRST: [[1.0, 1.0] + [0.0] * 7] + one_hot[FIRST][1:]})
+    with pytest.raises(DataFormatError, match=rf"'{FIRST}': field videoSpeakers: utterance 0: speaker must be a "
+                                              r"name or a one-hot vector"):
+        corpus_from_bytes(pickle.dumps((ids, bad, labels, text, audio, sentences, train, test, sentiment)),
+                          source="m.pkl")
+
+
+def test_an_unknown_layout_says_what_was_expected_what_was_found_and_what_to_do(small_corpus):
+    p = _poria9(small_corpus)
+    cosmic_like = tuple(p[:3] + [p[3], p[3], p[3], p[3], p[6], p[7], p[8], []])  # 11 fields, 4 feature dicts
+    with pytest.raises(DataFormatError, match=r"x\.pkl: expected Poria et al.'s 9-tuple .*DialogueRNN's MELD 9-tuple"
+                                              r".*found a tuple of 11 elements \(dict, dict, .*list\)\. Convert the file"):
+        corpus_from_bytes(pickle.dumps(cosmic_like), source="x.pkl")
+
+
+def test_values_beyond_float32_are_refused_after_the_cast(small_corpus):
+    layout = _poria9(small_corpus)
+    layout[4][FIRST][3] = np.asarray(layout[4][FIRST][3], dtype=np.float64)
+    layout[4][FIRST][3][5] = 1e39  # finite in float64, inf in float32
+    with pytest.raises(DataFormatError, match=rf"'{FIRST}': field videoAudio: utterance 3 .*value 1e\+39 at "
+                                              r"dimension 5 is beyond float32's range"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="big.pkl")
+
+
+def test_protocol_5_pickles_of_numpy_arrays_load(small_corpus, tmp_path):
+    import pandas as pd
+
+    reference = corpus_from_bytes(pickle.dumps(corpus_to_tuple(small_corpus), protocol=2), source="p2.pkl")
+    for writer in ("pickle", "pandas"):
+        path = tmp_path / f"{writer}.pkl"
+        if writer == "pickle":
+            path.write_bytes(pickle.dumps(corpus_to_tuple(small_corpus), protocol=pickle.HIGHEST_PROTOCOL))
+        else:
+            pd.to_pickle(corpus_to_tuple(small_corpus), path)
+        assert path.read_bytes()[:2] == b"\x80\x05"
+        corpus = read_corpus(path)
+        np.testing.assert_array_equal(corpus.dialogues[FIRST].features["visual"],
+                                      reference.dialogues[FIRST].features["visual"])
+
+
+def test_a_protocol_5_pickle_that_runs_code_is_still_refused(tmp_path, small_corpus):
+    target = tmp_path / "pwned"
+    layout = list(corpus_to_tuple(small_corpus))
+    layout[7] = [_Payload(target)]
+    with pytest.raises(UnsafePickleError, match=r"refused to load global posix\.system"):
+        corpus_from_bytes(pickle.dumps(tuple(layout), protocol=5), source="evil5.pkl")
+    assert not target.exists()
+
+
+def test_bytes_sentences_are_utf8_text_not_their_repr(small_corpus):
+    layout = _poria9(small_corpus)
+    layout[6][FIRST] = [s.encode("utf-8") for s in layout[6][FIRST]]
+    layout[6][FIRST][0] = "Café, naïve".encode("utf-8")
+    corpus = corpus_from_bytes(pickle.dumps(tuple(layout)), source="b.pkl")
+    assert corpus.dialogues[FIRST].sentences[0] == "Café, naïve"
+    layout[6][FIRST][1] = b"\xff\xfe"
+    with pytest.raises(DataFormatError, match=rf"'{FIRST}': field videoSentence: utterance 1: the sentence is bytes "
+                                              r"that are not UTF-8"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="b.pkl")
+
+
+@pytest.mark.parametrize("field,index", [("trainVid", 7), ("testVid", 8)])
+def test_an_empty_split_list_is_refused_on_load(small_corpus, field, index):
+    layout = _poria9(small_corpus)
+    layout[index] = []
+    with pytest.raises(DataFormatError, match=rf"e\.pkl: field {field}: lists no dialogues"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="e.pkl")
+
+
+def test_a_directory_as_data_is_called_a_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"is a directory, not a data file"):
+        read_corpus(tmp_path)

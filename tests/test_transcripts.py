@@ -112,12 +112,80 @@ def test_missing_column(tmp_path, column):
     assert f"line 1: field {column}: missing column(s) {column}" in str(e)
 
 
-@pytest.mark.parametrize("column", ["dialogue_id", "speaker", "label", "text"])
+@pytest.mark.parametrize("column", ["dialogue_id", "speaker", "text"])
 def test_blank_cells(tmp_path, column):
     e = error_of(tmp_path, with_cell(ROWS, 3, column, "   "))
     assert e.line == 5 and e.field == column and "must not be blank" in str(e)
     if column != "dialogue_id":
         assert f"line 5: dialogue 'd2': field {column}: must not be blank" in str(e)
+
+
+@pytest.mark.parametrize("scheme", ["merged4", "standard4", "original6", "native"])
+@pytest.mark.parametrize("no_label", ["", "xxx"])
+def test_utterances_without_an_agreed_label_stay_as_unscored_context(tmp_path, scheme, no_label):
+    from data_utils.dataset import from_corpus
+
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", with_cell(ROWS, 1, "label", no_label)))
+    assert corpus.dialogues["d1"].labels == ("neu", no_label, "neu")
+    assert corpus.label_names == IEMOCAP6 + (no_label,)  # ids 0-5 stay IEMOCAP's
+    ds = from_corpus(corpus, scheme)
+    row = ds.dialogue_ids.index("d1")
+    assert ds.present[row, :3].all()  # kept in the dialogue as context ...
+    assert list(ds.mask[row, :3]) == [True, False, True] and ds.labels[row, 1] == -1  # ... never scored
+    assert no_label not in ds.class_names
+    if scheme == "native":
+        assert ds.class_names == IEMOCAP6
+
+
+def test_a_blank_label_round_trips_through_a_pickle(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from data_utils.corpus import read_corpus, write_corpus
+
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", with_cell(ROWS, 1, "label", " ")))
+    corpus = dataclasses.replace(corpus, modalities=("text",), dialogues={
+        k: dataclasses.replace(d, features={"text": np.zeros((len(d), 2), np.float32)})
+        for k, d in corpus.dialogues.items()})
+    again = read_corpus(write_corpus(corpus, tmp_path / "c.pkl"))
+    assert again.dialogues["d1"].labels == ("neu", "", "neu") and again.label_names == corpus.label_names
+
+
+def test_a_label_that_differs_only_by_case_is_named_with_its_known_spelling(tmp_path):
+    from data_utils.dataset import from_corpus
+
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", with_cell(ROWS, 1, "label", "Hap")))
+    with pytest.raises(ValueError, match=r"labels \['Hap'\] are not covered by label scheme 'merged4'.*"
+                                         r"case-sensitive: 'Hap' \(did you mean 'hap'\?\)"):
+        from_corpus(corpus, "merged4")
+
+
+def test_a_field_over_the_csv_modules_default_limit_is_read(tmp_path):
+    long_text = "word " * 40_000  # 200,000 characters: over csv's default 131,072
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", with_cell(ROWS, 2, "text", long_text)))
+    assert corpus.dialogues["d1"].sentences[2] == long_text.strip()
+    assert csv.field_size_limit() == 131072  # the process-wide limit is restored
+
+
+def test_an_unclosed_quote_names_its_line(tmp_path, monkeypatch):
+    import data_utils.transcripts as transcripts
+
+    monkeypatch.setattr(transcripts, "MAX_FIELD_CHARS", 100_000)
+    path = tmp_path / "t.csv"
+    lines = [",".join(HEADER)] + [",".join(r) for r in ROWS[:3]] + ['d2,0,B,ang,train,"You are late'] + \
+        ["d2,1,A,sad,train,I know"] * 10_000
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"t\.csv: line 5: a field is longer than 100,000 characters"):
+        read_transcripts(path)
+
+
+def test_a_non_utf8_byte_is_named_by_line_and_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ROWS)
+    data = path.read_bytes().replace("What a lovely".encode(), b"What a l\xf6vely")  # latin-1 o-umlaut
+    path.write_bytes(data)
+    with pytest.raises(DataFormatError, match=r"t\.csv: line 3: byte 0xf6 at column 26 is not UTF-8"):
+        read_transcripts(path)
 
 
 def test_blank_utterance_id(tmp_path):

@@ -55,7 +55,14 @@ class DataWarning(UserWarning):
 class DataFormatError(ValueError):
     """The data file does not have the expected layout; the message names file, dialogue and field."""
 
+    MAX_PROBLEM_CHARS = 1200  # a value's repr can be huge and span lines; the message stays one readable line
+
     def __init__(self, source: str, problem: str, *, dialogue: str | None = None, field: str | None = None):
+        problem = " ".join(str(problem).split())
+        if len(problem) > self.MAX_PROBLEM_CHARS:
+            problem = problem[:self.MAX_PROBLEM_CHARS] + " …"
+        if dialogue is not None:
+            dialogue = " ".join(str(dialogue).split())[:200]
         self.source, self.dialogue, self.field, self.problem = source, dialogue, field, problem
         where = [str(source)]
         if dialogue is not None:
@@ -250,9 +257,9 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     Raises :class:`DataFormatError` naming the file, dialogue and field of the first problem.
     """
     layout, named, extras = _identify_layout(obj, source)
+    guessed = label_names is None and "label_names" not in extras
     if label_names is not None:
-        label_names = tuple(label_names)
-        where = "label_names"
+        label_names, where = tuple(label_names), "label_names"
     elif "label_names" in extras:
         label_names, where = extras["label_names"], "extras.label_names"
         label_names = tuple(label_names) if isinstance(label_names, (list, tuple)) else (label_names,)
@@ -267,12 +274,6 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     if layout == "poria+trailing":
         warnings.warn(f"{source}: the 10th element (a {type(obj[9]).__name__}) is not this suite's extras dict and is "
                       "not read", DataWarning, stacklevel=2)
-    if where == "label_names" and layout.startswith("poria") and isinstance(named["videoIDs"], dict) and \
-            named["videoIDs"] and not any(session_from_id(str(d)) for d in named["videoIDs"]):
-        warnings.warn(f"{source}: the file does not name its labels and its dialogue ids are not IEMOCAP's, yet its "
-                      f"label ids are read as IEMOCAP's ({', '.join(IEMOCAP6)}); if they mean something else, "
-                      f"{NAME_LABELS_HINT}", DataWarning, stacklevel=2)
-
     for name in FIELDS[:7]:
         if not isinstance(named[name], dict):
             raise DataFormatError(source, f"must be a dict keyed by dialogue id, got {type(named[name]).__name__}",
@@ -335,6 +336,12 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
         if not isinstance(session, str) or not session:
             raise DataFormatError(source, f"session must be a non-empty string, got {session!r}", dialogue=did,
                                   field="extras.sessions")
+    if guessed and layout.startswith("poria") and isinstance(named["videoIDs"], dict) and \
+            named["videoIDs"] and not any(session_from_id(str(d)) for d in named["videoIDs"]):
+        warnings.warn(f"{source}: the file does not name its labels and its dialogue ids are not IEMOCAP's, yet its "
+                      f"label ids are read as IEMOCAP's ({', '.join(IEMOCAP6)}); if they mean something else, "
+                      f"{NAME_LABELS_HINT}", DataWarning, stacklevel=2)
+
     valid = set(splits["valid"])
     return Corpus(
         dialogues=dialogues,
@@ -411,8 +418,9 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
         name = MODALITY_FIELD[m]
         rows = seq(name)
         try:
-            arr = np.asarray(rows, dtype=np.float64) if not isinstance(rows, np.ndarray) else rows
-        except (ValueError, TypeError) as e:
+            with np.errstate(all="ignore"):  # a value that does not fit is reported below, not as a numpy warning
+                arr = np.asarray(rows, dtype=np.float64) if not isinstance(rows, np.ndarray) else rows
+        except (ValueError, TypeError, OverflowError) as e:
             raise err(f"utterance features must be numeric vectors of one width ({e})", name) from e
         if arr.dtype.kind not in "fiu" or arr.ndim != 2:
             raise err(f"utterance features must be numeric vectors of one width, got an array of shape "

@@ -162,7 +162,25 @@ class ERCDataset:
             "most_parties_in_a_dialogue": self.num_parties,
             "sessions": list(self.session_ids()),
             "standardized": self.standardized,
+            "validation_held_out": self.validation_held_out(),
+            "warnings": class_warnings(self),
         }
+
+    def validation_held_out(self, split_seed: int = 0) -> dict:
+        """The validation dialogues every experiment holds out of ``train`` (for ``split_seed``, the runner's
+        default 0), and where they come from: the file's own list or the rule of :func:`with_validation_split`."""
+        if self.splits.get("valid"):
+            rule = "the file's own validation list"
+            ids = tuple(self.splits["valid"])
+        elif len(self.splits.get("train", ())) < 2:
+            return {"rule": "none: fewer than 2 training dialogues", "dialogues": 0, "ids": []}
+        else:
+            rule = (f"drawn from the training dialogues: {DEFAULT_VALID_FRACTION:.0%} (at least one), split seed "
+                    f"{split_seed}")
+            ids = with_validation_split(self, seed=split_seed).splits["valid"]
+        held = self.subset(ids)
+        return {"rule": rule, "dialogues": len(ids), "utterances": int(held.present.sum()),
+                "scored_utterances": int(held.mask.sum()), "ids": list(ids)}
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -213,19 +231,61 @@ def party_indices(speakers: Sequence[str]) -> list[int]:
     return [order.setdefault(s, len(order)) for s in speakers]
 
 
-def load_corpus(source: str = SYNTHETIC, *, seed: int = 0) -> Corpus:
-    """``'synthetic'`` / ``'synthetic-small'`` (built-in data, generated for ``seed``) or the path of a pickle."""
+def load_corpus(source: str = SYNTHETIC, *, seed: int = 0, label_names: Sequence[str] | None = None) -> Corpus:
+    """``'synthetic'`` / ``'synthetic-small'`` (built-in data, generated for ``seed``) or the path of a pickle.
+
+    ``label_names``: what a pickle's label ids mean, overriding the file's own (``corpus.read_corpus``); refused for
+    the built-in data, whose labels are named already.
+    """
     from .synthetic import PRESETS, synthetic_corpus
 
     if str(source) in PRESETS:
+        if label_names is not None:
+            raise ValueError(f"label names are for a pickle's label ids; the built-in {source!r} data name theirs")
         return synthetic_corpus(seed=seed, config=str(source))
-    return read_corpus(source)
+    return read_corpus(source, label_names=label_names)
 
 
-def load_dataset(source: str = SYNTHETIC, *, scheme: str | LabelScheme = DEFAULT_SCHEME, seed: int = 0
-                 ) -> ERCDataset:
+def load_dataset(source: str = SYNTHETIC, *, scheme: str | LabelScheme = DEFAULT_SCHEME, seed: int = 0,
+                 label_names: Sequence[str] | None = None) -> ERCDataset:
     """Load ``source`` (``'synthetic'``, ``'synthetic-small'`` or a pickle path) as an :class:`ERCDataset`."""
-    return from_corpus(load_corpus(source, seed=seed), scheme)
+    return from_corpus(load_corpus(source, seed=seed, label_names=label_names), scheme)
+
+
+def class_warnings(ds: ERCDataset, split_seed: int = 0) -> list[str]:
+    """What a user should know about the classes before training on ``ds`` (with the validation split the runner
+    holds out for ``split_seed``): classes without training utterances, a training split of one class, class names
+    that differ only by case, and classes without test utterances (their recall and F1 count as 0, so macro-F1 and
+    UAR can reach at most (C - k) / C). An empty list when all is well."""
+    held = with_validation_split(ds, seed=split_seed) if len(ds.splits.get("train", ())) > 1 else ds
+    train, test = held.class_counts("train"), held.class_counts("test")
+    out = []
+    absent = [c for c, n in train.items() if n == 0]
+    present = [c for c, n in train.items() if n > 0]
+    if len(present) == 1:
+        out.append(f"{ds.source}: the training dialogues hold utterances of one class only ({present[0]!r}); a model "
+                   "can learn nothing but that class")
+    elif absent:
+        out.append(f"{ds.source}: class(es) {', '.join(map(repr, absent))} have no training utterances under scheme "
+                   f"{ds.scheme.name!r}; a model cannot learn them")
+    folded: dict[str, list[str]] = {}
+    for name in ds.class_names:
+        folded.setdefault(name.casefold(), []).append(name)
+    for names in folded.values():
+        if len(names) > 1:
+            out.append(f"{ds.source}: classes {' and '.join(map(repr, names))} differ only by case; if they are one "
+                       "label, spell it one way")
+    untested = untested_classes(held)
+    if untested and sum(test.values()):
+        c, k = ds.num_classes, len(untested)
+        out.append(f"{ds.source}: class(es) {', '.join(map(repr, untested))} have no test utterances; their recall "
+                   f"and F1 count as 0, so macro-F1 and UAR are capped at {c - k}/{c} = {(c - k) / c:.3f}")
+    return out
+
+
+def untested_classes(ds: ERCDataset) -> list[str]:
+    """The classes with no scored utterance in the test split (they cap macro-F1 and UAR; see ``class_warnings``)."""
+    return [c for c, n in ds.class_counts("test").items() if n == 0]
 
 
 # ------------------------------------------------------------------------------------------------ protocol

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import model_utils  # noqa: F401  (pins TensorFlow's environment before any command imports it)
 
@@ -27,7 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_data_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings about the data (``DataWarning``) as one ``warning:`` line on stderr; others as Python prints them."""
+    from data_utils.corpus import DataWarning
+
+    if issubclass(category, DataWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_data_warning
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line, recorded in run provenance

@@ -328,3 +328,71 @@ def test_an_empty_split_list_is_refused_on_load(small_corpus, field, index):
 def test_a_directory_as_data_is_called_a_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"is a directory, not a data file"):
         read_corpus(tmp_path)
+
+
+def _cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "mser.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_mser_data_convert_names_the_labels_once_for_every_command(small_corpus, tmp_path):
+    from data_utils.corpus import MELD7
+
+    source = tmp_path / "seven.pkl"
+    source.write_bytes(pickle.dumps(tuple(_poria9(small_corpus, labels=lambda i: i % 7))))
+    refused = _cli("data", "summary", "--data", source)
+    assert refused.returncode == 1 and "--label-names" in refused.stderr and "Traceback" not in refused.stderr
+    out = tmp_path / "named.pkl"
+    done = _cli("data", "convert", source, "--out", out, "--label-names", ",".join(MELD7))
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr  # the names were given: nothing is guessed
+    summary = json.loads(_cli("data", "summary", "--data", out, "--scheme", "native").stdout)
+    assert tuple(summary["classes"]) == MELD7
+    again = _cli("data", "convert", source, "--out", out, "--label-names", ",".join(MELD7))
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+    bad = _cli("data", "convert", source, "--out", tmp_path / "x.pkl", "--label-names", "a,,b")
+    assert bad.returncode == 2 and "distinct, non-empty names" in bad.stderr
+
+
+def test_data_summary_shows_the_validation_split_every_experiment_holds_out(small_corpus):
+    from model_utils.runner import prepare_data
+
+    ds = from_corpus(small_corpus)
+    held = ds.summary()["validation_held_out"]
+    _, valid, _ = prepare_data("text-bilstm", ds)
+    assert held["ids"] == list(valid.dialogue_ids) and held["dialogues"] == len(valid) > 0
+    assert held["utterances"] == int(valid.present.sum()) and held["rule"].startswith("drawn from the training")
+    layout = list(corpus_to_tuple(small_corpus))
+    layout[9]["validVid"] = [FIRST]
+    own = from_corpus(corpus_from_bytes(pickle.dumps(tuple(layout)), source="v.pkl")).summary()
+    assert own["validation_held_out"]["ids"] == [FIRST] and own["validation_held_out"]["rule"] == \
+        "the file's own validation list"
+
+
+def test_class_warnings_before_training(small_corpus, tmp_path):
+    from data_utils.dataset import class_warnings
+
+    assert class_warnings(from_corpus(small_corpus)) == []
+    layout = _poria9(small_corpus)
+    test_ids = set(layout[8])
+    # sad (id 1) only in the test dialogues; hap (id 0) nowhere in the test dialogues
+    layout[2] = {d: [(2 if lab == 1 else lab) if d not in test_ids else (1 if lab == 0 else lab) for lab in v]
+                 for d, v in layout[2].items()}
+    layout.append({"label_names": list(("hap", "sad", "neu", "ang", "exc", "fru")), "validVid": []})
+    path = tmp_path / "skewed.pkl"
+    path.write_bytes(pickle.dumps(tuple(layout)))
+    messages = class_warnings(load_dataset(str(path), scheme="original6"))
+    assert any("'sad' have no training utterances" in m for m in messages)
+    assert any("'hap' have no test utterances" in m and "capped at 5/6 = 0.833" in m for m in messages)
+    one_class = copy.deepcopy(layout)
+    one_class[2] = {d: [2] * len(v) for d, v in one_class[2].items()}
+    path1 = tmp_path / "one.pkl"
+    path1.write_bytes(pickle.dumps(tuple(one_class)))
+    assert any("one class only ('neu')" in m for m in class_warnings(load_dataset(str(path1), scheme="original6")))
+    cased = copy.deepcopy(layout)
+    cased[9]["label_names"] = ["hap", "Hap", "neu", "ang", "exc", "fru"]
+    path2 = tmp_path / "cased.pkl"
+    path2.write_bytes(pickle.dumps(tuple(cased)))
+    assert any("'hap' and 'Hap' differ only by case" in m
+               for m in class_warnings(load_dataset(str(path2), scheme="native")))
+    cli = _cli("data", "summary", "--data", path, "--scheme", "original6")
+    assert cli.returncode == 0 and cli.stderr.count("warning: ") == 2, cli.stderr

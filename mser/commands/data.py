@@ -13,6 +13,17 @@ DATA_HELP = ("a pickle in Poria et al.'s layout, or 'synthetic' for the built-in
              "'synthetic-small' for a tiny version)")
 
 
+LABEL_NAMES_HELP = ("what the file's label ids 0, 1, ... mean, in order, e.g. neutral,joy,anger (default: the file's "
+                    "extras label_names, else its layout's: IEMOCAP's hap,sad,neu,ang,exc,fru for Poria's 9-tuple)")
+
+
+def label_names_arg(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"must be distinct, non-empty names separated by commas, got {text!r}")
+    return names
+
+
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="describe, download or generate datasets")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="{summary,download,synthetic}")
@@ -21,7 +32,19 @@ def register(subparsers) -> None:
     summary.add_argument("--data", default="synthetic", help=DATA_HELP)
     summary.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"],
                          help=f"label scheme (default {DEFAULT_SCHEME})")
+    summary.add_argument("--label-names", type=label_names_arg, metavar="A,B,...", help=LABEL_NAMES_HELP)
     summary.set_defaults(func=_summary)
+
+    convert = sub.add_parser(
+        "convert", help="rewrite a pickle of a recognised layout in this suite's layout (naming its labels)",
+        description="Read a pickle in any layout the loader recognises (Poria et al.'s 9-tuple, with or without a "
+                    "10th element, DialogueRNN's MELD 9-tuple), optionally name its label ids, and write it as "
+                    "Poria's 9-tuple plus this suite's extras dict, so every command reads it without options.")
+    convert.add_argument("source", help="the pickle to read")
+    convert.add_argument("--out", required=True, help="where to write the converted pickle")
+    convert.add_argument("--label-names", type=label_names_arg, metavar="A,B,...", help=LABEL_NAMES_HELP)
+    convert.add_argument("--force", action="store_true", help="overwrite an existing file")
+    convert.set_defaults(func=_convert)
 
     download.register(sub)
 
@@ -36,7 +59,27 @@ def register(subparsers) -> None:
 def _summary(args: argparse.Namespace) -> int:
     from data_utils.dataset import load_dataset
 
-    print(json.dumps(load_dataset(args.data, scheme=args.scheme).summary(), indent=2))
+    import warnings
+
+    from data_utils.corpus import DataWarning
+
+    summary = load_dataset(args.data, scheme=args.scheme, label_names=args.label_names).summary()
+    for message in summary["warnings"]:
+        warnings.warn(message, DataWarning, stacklevel=1)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+@handles_data_errors
+def _convert(args: argparse.Namespace) -> int:
+    from data_utils.corpus import read_corpus, write_corpus
+    from data_utils.fileio import check_writable
+
+    check_writable(args.out, overwrite=args.force)
+    corpus = read_corpus(args.source, label_names=args.label_names)
+    path = write_corpus(corpus, args.out, overwrite=args.force)
+    print(json.dumps({"written": str(path), "from": args.source, "label_names": list(corpus.label_names),
+                      "dialogues": len(corpus.dialogues), "modalities": list(corpus.modalities)}))
     return 0
 
 

@@ -13,7 +13,7 @@ import model_utils  # noqa: F401  (pins TensorFlow's environment before any comm
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import data, experiments, features, reproduce
+    from .commands import data, env, experiments, features, reproduce
 
     parser = argparse.ArgumentParser(
         prog="mser",
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.register(sub)
     experiments.register(sub)
     reproduce.register(sub)
+    env.register(sub)
     return parser
 
 

@@ -1,0 +1,64 @@
+"""What this process computes on: versions, the devices TensorFlow sees, the settings that make runs reproducible,
+and the optional extras installed. ``mser env`` prints it; run provenance records the device part.
+
+Determinism: :func:`model_utils.training.set_seed` seeds Python, numpy and the backend and turns on TensorFlow's op
+determinism, so the same seed gives the same numbers on the same device and build. oneDNN is pinned on (by
+``import model_utils``), so CPU numbers never depend on the caller's shell.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+# Optional extras: the package that shows the extra is installed, by extra name (pyproject's optional-dependencies).
+EXTRAS = {"text": "sentence-transformers", "audio": "opensmile", "ray": "ray"}
+SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def devices() -> list[str]:
+    """The devices TensorFlow sees, e.g. ``['CPU:0']`` or ``['CPU:0', 'GPU:0']`` (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
+
+
+def compute_device() -> str:
+    """The device a model trains on here: ``GPU`` when TensorFlow sees one (it places ops there), else ``CPU``."""
+    return "GPU" if any(d.startswith("GPU") for d in devices()) else "CPU"
+
+
+def environment_report() -> dict:
+    """A JSON-ready description of this environment (imports TensorFlow, about 5 s)."""
+    return {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "tensorflow": _version("tensorflow"),
+        "keras": _version("keras"),
+        "numpy": _version("numpy"),
+        "devices": devices(),
+        "compute_device": compute_device(),
+        "op_determinism": "on in every run (model_utils.training.set_seed; same seed, same device: same numbers)",
+        "settings": {name: os.environ.get(name, "(unset)") for name in SETTINGS},
+        "extras": {extra: _version(package) for extra, package in EXTRAS.items()},
+    }
+
+
+def format_report(report: dict) -> str:
+    """:func:`environment_report` as aligned ``key: value`` lines for a terminal."""
+    lines = []
+    for key, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "(none)"
+        lines.append(f"{key + ':':<16}{value}")
+    return "\n".join(lines)

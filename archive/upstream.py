@@ -1,4 +1,4 @@
-"""The upstream study's protocol flaws (``protocol.md`` §1.7, §3, §5), rerun beside the corrected protocol.
+"""The upstream study's protocol flaws (``docs/upstream.md`` §1.7, §3, §5), rerun beside the corrected protocol.
 
 ``archive/upstream_flaws.ipynb`` shows how much each one moves the numbers:
 

@@ -1,4 +1,4 @@
-"""Every architecture of the upstream study (``../shared/seed/protocol.md`` §2), rebuilt with the Keras 3
+"""Every architecture of the upstream study (``docs/upstream.md`` §2), rebuilt with the Keras 3
 functional API, plus a true decision-level late fusion.
 
 ``build_model(arch, dims=…, modalities=…, num_classes=…, max_len=…)`` returns a ``keras.Model`` that takes a dict:
@@ -20,13 +20,13 @@ Your own architecture: a function ``builder(x: ModelInputs, num_classes, *, hpar
 Deviations from upstream shared by every architecture (each builder's docstring lists its own):
 
 - The padding mask is the explicit ``present`` input instead of ``Masking(0.0)``. They agree unless a real
-  utterance has an all-zero feature vector (upstream would have masked it; protocol §1.5).
+  utterance has an all-zero feature vector (upstream would have masked it; docs/upstream.md §1.5).
 - The features are zeroed at padded steps on entry (a no-op on ``ERCDataset`` arrays, which are zero-padded).
-- The softmax covers the real classes only: no padding class (protocol §5 B10). With 4 classes the last Dense
+- The softmax covers the real classes only: no padding class (flaw B10, docs/upstream.md). With 4 classes the last Dense
   has ``in_dim + 1`` fewer parameters than upstream's 5-way head; ``num_classes=5`` reproduces upstream counts.
 - Outputs carry no Keras mask, in every architecture (``build_model`` refuses a builder whose output does): the
   training loop weights the loss and metrics with ``ERCDataset.mask`` itself, so the loss is normalised the same
-  way for every family (protocol §5 B9).
+  way for every family (flaw B9, docs/upstream.md).
 - Functional models instead of subclassed ones (they save to ``.keras`` and reload with identical predictions).
 """
 from __future__ import annotations
@@ -331,8 +331,8 @@ def timnet(x: ModelInputs, num_classes: int, *, filters: int = 39, kernel_size: 
     WeightLayer) → Dense(num_classes, softmax).
 
     Deviations (fixes only): the backward stream is reversed within each dialogue's length and reversed back, so it
-    is aligned with the forward one (§5 B1); padding is zeroed before every convolution and BatchNorm uses masked
-    moments (upstream had no mask at all and trained on padding, §5 B4 — the loss side is the trainer's job).
+    is aligned with the forward one (flaw B1); padding is zeroed before every convolution and BatchNorm uses masked
+    moments (upstream had no mask at all and trained on padding, flaw B4 — the loss side is the trainer's job).
     """
     h = TimNet(filters, kernel_size, num_dilations, num_stacks, dropout, activation, name="timnet")(
         x.sequence(), mask=x.mask)
@@ -362,7 +362,7 @@ def cnn(x: ModelInputs, num_classes: int, *, filters: int = 64, kernel_sizes: Se
     """§2.2 NB2 CNNModel: Conv1D(64, k12) → Conv1D(64, k8) → Conv1D(64, k4) (relu, 'same') → Dense(32, relu) →
     Dense(num_classes, softmax).
 
-    Deviation (fix, §5 B9): the mask is applied — padded steps are zeroed before every convolution. Upstream
+    Deviation (fix, flaw B9): the mask is applied — padded steps are zeroed before every convolution. Upstream
     discarded its Masking output; its zero-padded inputs protected only the first convolution, after which the
     padded steps held relu(bias) activations that the next kernels (width 8, 4) mixed into the last utterances.
     """
@@ -376,7 +376,7 @@ def transformer(x: ModelInputs, num_classes: int, *, num_blocks: int = 2, num_he
     """§2.2 NB2 TransformerModel: 2 × TransformerBlock(d_model = input width, 4 heads, key_dim d_model // 4,
     dff 2048, dropout 0.1) → Dense(num_classes, softmax). No positional encoding and no input projection.
 
-    Deviations (fixes, §5 B12): every block masks the padded keys (upstream: only the first block did).
+    Deviations (fixes, flaw B12): every block masks the padded keys (upstream: only the first block did).
     ``positional=True`` (opt-in, off by default to stay faithful) adds sinusoidal encodings of the utterance index
     to the input, since without them utterance order is invisible to the model.
     """
@@ -445,7 +445,7 @@ def multimodal_seed(x: ModelInputs, num_classes: int, *, d_model: int = 128, num
     text→audio and text→visual CrossModalAttention (8 heads, key_dim 16); Concatenate → Dense(num_classes,
     softmax). No dropout.
 
-    Deviations (fixes, §5 B11): padded keys are masked in both cross-attentions, and padded steps are zeroed
+    Deviations (fixes, flaw B11): padded keys are masked in both cross-attentions, and padded steps are zeroed
     before every convolution (upstream lost the mask at the convolutions, so text queries attended to padding and
     'same' convolutions mixed padding activations into the last utterances).
     """
@@ -462,7 +462,7 @@ def multimodal_seed_tfaudio(x: ModelInputs, num_classes: int, *, d_model: int = 
                             units: int = 64, conv_filters: int = 128, conv_kernels: Sequence[int] = (8, 3),
                             visual_heads: int = 8, visual_key_dim: int = 64, audio_blocks: int = 2,
                             audio_heads: int = 4, audio_dff: int = 2048, audio_dropout: float = 0.1):
-    """The upstream README's variant of §2.3 (never run upstream; protocol §2.3 "README vs code mismatch"): as
+    """The upstream README's variant of §2.3 (never run upstream; docs/upstream.md §2.3 "README vs code mismatch"): as
     ``multimodal_seed`` but the audio branch is 2 × TransformerBlock(d_model = audio width, 4 heads, key_dim
     width // 4, dff 2048, dropout 0.1; padded keys masked in both) → Dense(128, relu). Same fixes as
     ``multimodal_seed``. The README gives no key_dim or dropout; these follow NB2's TransformerModel.
@@ -532,7 +532,7 @@ def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_mod
     return softmax_head(z, num_classes, dropout=dropout)
 
 
-# --- text-only context models (issue 5) ---
+# --- text-only context models ---
 
 @keras.saving.register_keras_serializable(package="mser")
 class SpeakerMask(layers.Layer):
@@ -562,7 +562,7 @@ class SpeakerMask(layers.Layer):
 def text_context(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_model: int = 256, units: int = 128,
                  cell: str = "lstm", input_dropout: float = 0.2, dropout: float = 0.3, speaker: bool = True,
                  dialogue_context: bool = True, speaker_context: bool = True):
-    """Text-only context model (ours, issue 5): what each utterance says, who says it, and what came around it.
+    """Text-only context model (ours): what each utterance says, who says it, and what came around it.
 
     1. LayerNorm → Dropout(``input_dropout``) → Dense(d_model, gelu) → Dropout: the utterance vector ``u``.
     2. ``speaker``: a learned embedding of who speaks added to ``u`` (the study ignored it): by default the party

@@ -37,12 +37,12 @@ class TrainConfig:
     Optimisation: Adam with upstream's (Keras') defaults, ``batch_size`` dialogues per step, length-trimmed
     batches; the loss is the cross-entropy over scored utterances, with ``class_weight='balanced'`` weights
     n / (C · n_c) so that every class counts as much as it does in macro-F1 (upstream had no imbalance handling,
-    protocol §5 B21). Selection: after every epoch the validation split is scored; training stops after ``patience``
+    flaw B21, docs/upstream.md). Selection: after every epoch the validation split is scored; training stops after ``patience``
     epochs without a better ``monitor`` ('loss' is minimised, a metric maximised) or at the ``epochs`` cap.
     ``selection='average'`` restores the mean of the weights of the ``average_top`` best epochs (fewer if fewer
     ran), which is less sensitive to one lucky epoch on a small validation split; ``'best'`` restores the best
     epoch's weights. ``standardize`` standardises every modality with statistics fitted on the training dialogues
-    only (upstream fed raw features, protocol §5 B22).
+    only (upstream fed raw features, flaw B22, docs/upstream.md).
 
     The defaults were chosen by cross-validation inside the training dialogues of the real IEMOCAP transcripts
     (``mser run text-bilstm --cv train-sessions``, 5 seeds; the README's "Real text" section has the evidence):

@@ -11,10 +11,10 @@ the models of ``architectures`` also zero their inputs at padding on entry.
   into the bool mask that ``LSTM`` / ``Bidirectional`` take as ``mask=``; :class:`ClipIndex` bounds speaker and
   party indices to an embedding's rows.
 - :class:`MaskedAttention` / :class:`CrossModalAttention`: multi-head attention whose padded keys are masked.
-- :class:`TransformerBlock`: the upstream post-LN block, masking padded keys in every block (protocol §5 B12).
+- :class:`TransformerBlock`: the upstream post-LN block, masking padded keys in every block (flaw B12, docs/upstream.md).
 - :class:`SinusoidalPositionEncoding`: opt-in absolute positions for the Transformers.
 - :class:`MaskedReverse`, :class:`TemporalAwareBlock`, :class:`TimNet`: TIM-Net for sequence labelling with the
-  backward stream aligned to the forward one (protocol §5 B1).
+  backward stream aligned to the forward one (flaw B1, docs/upstream.md).
 - :class:`ConvexCombination` / :class:`LogLinearPool`: a learned average / weighted product of per-modality
   posteriors (decision-level fusion).
 - :class:`ModalityDropout`: silences a whole modality of a dialogue at random in training (our multimodal model).
@@ -277,8 +277,8 @@ class MaskedAttention(_ExplicitMaskLayer):
 class CrossModalAttention(MaskedAttention):
     """Queries from one modality, keys/values from another; upstream ``CrossModalAttentionLayer(d_model, heads)``.
 
-    That is ``MultiHeadAttention(num_heads, key_dim=d_model // num_heads)`` (protocol §2.3), here with the padded
-    keys of ``context`` masked (the upstream attended over them: protocol §5 B11).
+    That is ``MultiHeadAttention(num_heads, key_dim=d_model // num_heads)`` (docs/upstream.md §2.3), here with the padded
+    keys of ``context`` masked (the upstream attended over them: flaw B11, docs/upstream.md).
     """
 
     def __init__(self, d_model: int, num_heads: int, **kwargs):
@@ -295,7 +295,7 @@ class CrossModalAttention(MaskedAttention):
 
 @register
 class TransformerBlock(_ExplicitMaskLayer):
-    """Upstream post-LN Transformer encoder block (protocol §2.2), masking padded keys.
+    """Upstream post-LN Transformer encoder block (docs/upstream.md §2.2), masking padded keys.
 
     MHA(x, x) → Dropout → LayerNorm(ε 1e-6)(x + attn); Dense(dff, relu) → Dense(d_model) → Dropout →
     LayerNorm(ε 1e-6)(out1 + ffn). ``key_dim`` defaults to ``d_model // num_heads``. The input width must be
@@ -343,7 +343,7 @@ class TransformerBlock(_ExplicitMaskLayer):
 
 @register
 class TemporalAwareBlock(_ExplicitMaskLayer):
-    """TIM-Net Temporal-Aware Block: ``x · sigmoid(block(x))`` (protocol §2.1).
+    """TIM-Net Temporal-Aware Block: ``x · sigmoid(block(x))`` (docs/upstream.md §2.1).
 
     block = 2 × [causal dilated Conv1D(filters, kernel_size, dilation_rate) → BatchNorm → activation →
     SpatialDropout1D(dropout)]; a 1×1 conv maps the residual only when the channel counts differ. With a mask,
@@ -392,13 +392,13 @@ class TemporalAwareBlock(_ExplicitMaskLayer):
 
 @register
 class TimNet(_ExplicitMaskLayer):
-    """Bidirectional multi-scale TIM-Net stack for sequence labelling (NB1 adaptation, protocol §2.1).
+    """Bidirectional multi-scale TIM-Net stack for sequence labelling (NB1 adaptation, docs/upstream.md §2.1).
 
     Per direction a 1×1 causal Conv1D(filters), then ``num_stacks`` × ``num_dilations`` chained
     :class:`TemporalAwareBlock`\\ s with dilations 1, 2, 4, …; at each level forward + backward are added, and the
     levels are concatenated: (B, T, filters · num_stacks · num_dilations), time axis kept (no pooling).
 
-    The fix (protocol §5 B1): the backward stream runs on each dialogue reversed within its own length
+    The fix (flaw B1, docs/upstream.md): the backward stream runs on each dialogue reversed within its own length
     (:class:`MaskedReverse`) and is reversed back the same way before the add, so at real step t the forward
     stream covers real steps 0..t and the backward stream real steps t..len-1 — never padding. Upstream
     reversed the padded 110 steps and never reversed back (forward t was added to backward 109-t).

@@ -3,7 +3,7 @@
 Everything here is numpy only, never Keras or TensorFlow, so tables and reports can be built without loading a
 deep-learning backend. The definitions follow scikit-learn's and ``tests/test_metrics.py`` checks them against it.
 
-Conventions (the upstream study's flaws, protocol §3 and §5, are not repeated):
+Conventions (the upstream study's flaws, docs/upstream.md §3 and §5, are not repeated):
 
 - only *scored* positions count: padding and utterances the label scheme leaves out are never in a metric;
 - every metric is over all C classes of the scheme (``labels=range(C)``), so the confusion matrix is always C×C

@@ -277,7 +277,7 @@ def with_delta(table: pd.DataFrame, reference: str, metric: str = "macro_f1") ->
 def fusion_gains(table: pd.DataFrame, metric: str = "macro_f1", *, results=None, n_boot: int = 2000,
                  seed: int = 0) -> pd.DataFrame:
     """Every fused run of a :func:`runs_table` against the best unimodal run of its family: the gain, the larger of
-    the two runs' std over seeds (a gain smaller than that is not evidence, §5 B8), and whether the fused run beats
+    the two runs' std over seeds (a gain smaller than that is not evidence, flaw B8), and whether the fused run beats
     every unimodal run of its family. Families with no unimodal run are left out.
 
     Given ``results`` (the RunResults by name), each gain also gets the paired bootstrap over test dialogues of

@@ -1,6 +1,6 @@
 """Training and evaluation of sequence-labelling models under the suite's protocol.
 
-The upstream study (protocol §2.0, §5) trained with no seeds, a pad class, a loss divided by every padded
+The upstream study (docs/upstream.md §2.0, §5) trained with no seeds, a pad class, a loss divided by every padded
 position for some models, and judged models on the test set. Here instead:
 
 - the output is a softmax over the scheme's real classes; padding and unscored utterances get sample weight 0,

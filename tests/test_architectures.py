@@ -1,5 +1,5 @@
 """Every architecture in ``model_utils.architectures``: probabilities per utterance, padding invariance, ``.keras``
-round trip, and the upstream parameter counts of protocol.md §2 (reconstructed there with a 5-way head)."""
+round trip, and the upstream parameter counts of docs/upstream.md §2 (reconstructed there with a 5-way head)."""
 from __future__ import annotations
 
 import functools
@@ -71,7 +71,7 @@ def _clean_prediction(arch):
 def test_output_is_a_distribution_over_real_classes(arch):
     model = _model(arch)
     assert set(model.input) == set(required_inputs(arch, _modalities(arch)))
-    # No Keras mask, symbolically or at run time: Keras would otherwise renormalise the loss by it (cf. §5 B9).
+    # No Keras mask, symbolically or at run time: Keras would otherwise renormalise the loss by it (cf. flaw B9).
     assert getattr(model.outputs[0], "_keras_mask", None) is None
     assert getattr(_clean_output(arch), "_keras_mask", None) is None
     out = _clean_prediction(arch)
@@ -148,7 +148,7 @@ def test_trains_one_step_with_the_utterance_mask_as_sample_weight():
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
-# protocol.md §2 reconstructions with num_classes=5 at the upstream widths (text 100, audio 100, visual 512).
+# docs/upstream.md §2 reconstructions with num_classes=5 at the upstream widths (text 100, audio 100, visual 512).
 UPSTREAM_DIMS = {"text": 100, "audio": 100, "visual": 512}
 UPSTREAM_COUNTS = [
     ("rnn", ("text",), 295_145), ("rnn", ("visual",), 928_389), ("rnn", ALL, 1_235_789),
@@ -181,7 +181,7 @@ UPSTREAM_COUNTS = [
 @pytest.mark.parametrize("arch,modalities,expected", UPSTREAM_COUNTS,
                          ids=[f"{a}-{'+'.join(m)}" for a, m, _ in UPSTREAM_COUNTS])
 def test_parameter_counts_match_upstream(arch, modalities, expected):
-    # Identical to protocol.md: the explicit `present` mask, zeroing and masked attention add no weights, and
+    # Identical to docs/upstream.md: the explicit `present` mask, zeroing and masked attention add no weights, and
     # BatchNorm's moving statistics are counted as upstream (model.summary totals).
     model = build_model(arch, dims=UPSTREAM_DIMS, modalities=modalities, num_classes=5, max_len=8)
     assert model.count_params() == expected

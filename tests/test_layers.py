@@ -1,5 +1,5 @@
 """The custom layers of ``model_utils.layers``: padding never leaks into real positions, ``.keras`` round trips,
-and the TIM-Net backward stream is aligned with the forward one (protocol §5 B1)."""
+and the TIM-Net backward stream is aligned with the forward one (flaw B1, docs/upstream.md)."""
 from __future__ import annotations
 
 import keras

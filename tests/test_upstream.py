@@ -1,4 +1,4 @@
-"""archive/upstream.py: the upstream protocol's flaws, checked against protocol.md's numbers where it has them."""
+"""archive/upstream.py: the upstream protocol's flaws, checked against docs/upstream.md's numbers where it has them."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -14,7 +14,7 @@ upstream = import_archive("upstream")
 
 CLASSES = ("hap", "ang", "sad", "neu")
 
-# protocol.md §4.1, NB1 (TIM-Net): transcribed confusion matrices (rows true hap/ang/sad/neu) of the utterances
+# docs/upstream.md §4.1, NB1 (TIM-Net): transcribed confusion matrices (rows true hap/ang/sad/neu) of the utterances
 # the biased mask kept, the real utterances predicted as padding per true class, the printed accuracy and macro-F1
 # (biased mask) and the honest ones (every real utterance, pad predictions are errors).
 NB1 = {

@@ -12,14 +12,29 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup setup-audio setup-text test reproduce bench
+.PHONY: setup setup-audio setup-text setup-ray test reproduce bench
 
-setup: $(VENV)/.installed
+# Accelerators: `make setup GPU=cuda` (Linux x86_64) adds the CUDA libraries of the pinned TensorFlow. On macOS arm64
+# the pinned TensorFlow installs from requirements.txt and runs on the CPU: no tensorflow-metal release supports it
+# (the newest, 1.2.0, documents TensorFlow 2.18 at most), so GPU=metal is refused rather than installing a plugin
+# that fails to load. `mser env` shows what TensorFlow sees.
+GPU ?=
+TF_PIN := $(shell sed -n 's/^tensorflow==\([^ ]*\).*/\1/p' requirements.txt)
+
+setup: $(VENV)/.installed $(if $(filter cuda,$(GPU)),$(VENV)/.installed-cuda,)
+ifneq ($(filter-out cuda,$(GPU)),)
+	@echo "error: GPU=$(GPU) is not supported: use GPU=cuda on Linux x86_64; on a Mac the pinned TensorFlow $(TF_PIN) runs on the CPU, as no tensorflow-metal release supports it (README, 'Platforms')" >&2; exit 2
+endif
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-cuda: $(VENV)/.installed
+	@if [ "$$(uname -s)" != Linux ]; then echo "error: GPU=cuda needs Linux (this is $$(uname -s))" >&2; exit 2; fi
+	$(BIN)/pip install --quiet -c requirements.txt "tensorflow[and-cuda]==$(TF_PIN)"
 	touch $@
 
 # Optional: openSMILE audio features (`mser features audio`) and the tests that use them.
@@ -31,6 +46,10 @@ setup-audio: setup
 setup-text: setup
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c requirements.txt -r requirements-text.txt
+
+# Optional: run experiments on a Ray cluster (`mser run --ray ADDRESS`, `run_many(..., backend="ray")`).
+setup-ray: setup
+	$(BIN)/pip install --quiet -c requirements.txt -r requirements-ray.txt
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
 test: setup

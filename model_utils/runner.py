@@ -19,6 +19,8 @@ that are missing, and a different configuration is refused before any training.
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import shutil
 import sys
 import tempfile
@@ -188,8 +190,12 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     for session, (train, valid, test) in plan.folds:
         keras.backend.clear_session()  # free the previous model's graph: many runs share one process
         training.set_seed(seed)
-        model = build_for(exp, train)
-        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose > 1)
+        if REUSE_TRACES:
+            model = traced_models().model(_trace_key(exp, train, config), lambda: build_for(exp, train), config)
+        else:
+            model = build_for(exp, train)
+            training.compile_model(model, config)
+        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose > 1, compile=False)
         probs = training.predict(model, test, exp.modalities)
         probabilities[[row[d] for d in test.dialogue_ids]] = probs
         if staging is not None:
@@ -217,6 +223,32 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     _log(verbose, f"[{exp.name}] seed {seed}: accuracy {scores['accuracy']:.4f}, macro-F1 "
                   f"{scores['macro_f1']:.4f} ({selected}, {result.train_seconds:.1f} s)")
     return result
+
+
+# The models this process has traced: a later seed (or fold) of the same experiment reuses one, re-initialised to
+# exactly the state a fresh build has (training.TracedModels). MSER_REUSE_TRACES=0 builds and traces every model anew
+# (the same numbers, slower; for profiling).
+REUSE_TRACES = os.environ.get("MSER_REUSE_TRACES", "1") != "0"
+
+
+@functools.lru_cache(maxsize=1)
+def traced_models():
+    """This process's :class:`training.TracedModels` (made on first use: it imports Keras)."""
+    from .training import TracedModels
+
+    return TracedModels()
+
+
+def _trace_key(exp: Experiment, train: ERCDataset, config: TrainConfig) -> tuple:
+    """What shapes an experiment's traced graph beyond its variables: the builder (the function object, so a
+    redefined architecture never reuses the old one's graph), hyperparameters, modalities, input widths, classes,
+    speaker rows and the whole training config (optimizer and loss constants)."""
+    from .architectures import _builder, speaker_rows
+
+    builder = _builder(exp.arch)
+    rows = speaker_rows(train, exp.hparams.get("speaker_identity", "party")) if builder.uses_speaker else 0
+    return (exp.arch, id(builder), repr(sorted(exp.hparams.items())), exp.modalities,
+            tuple(sorted(train.dims.items())), train.num_classes, rows, repr(config))
 
 
 def _check_build(plan: _Plan) -> None:

@@ -13,13 +13,14 @@ position for some models, and judged models on the test set. Here instead:
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
+from typing import Callable, Hashable, Iterable
 
 import keras
 import numpy as np
@@ -275,12 +276,13 @@ class _Selection(keras.callbacks.Callback):
 
 
 def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: Iterable[str],
-        config: TrainConfig = TrainConfig(), *, verbose: bool | int = True) -> TrainResult:
+        config: TrainConfig = TrainConfig(), *, verbose: bool | int = True, compile: bool = True) -> TrainResult:
     """Train ``model`` on ``train``, select on ``valid``; the model ends with the selected weights (the best epoch's,
     or the mean of the best epochs' with ``config.selection='average'``).
 
     ``model`` maps the inputs it declares (modalities, ``present``, ``speaker``) to (N, T, C) probabilities.
-    It is (re)compiled here with Adam and the masked loss. Call :func:`set_seed` before building it.
+    It is (re)compiled here with Adam and the masked loss, unless ``compile=False`` (a model from
+    :meth:`TracedModels.model`, compiled for ``config`` already). Call :func:`set_seed` before building it.
     ``verbose`` prints one line per epoch (train loss, validation loss and metrics, ``*`` at a new best).
     """
     _check_no_test(train, "training")
@@ -291,7 +293,8 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
         raise ValueError("training and validation splits both need scored utterances")
     modalities = tuple(modalities)
 
-    compile_model(model, config)
+    if compile:
+        compile_model(model, config)
     batches, weights = _training_batches(model, train, modalities, config)
     selection = _Selection(model, valid, modalities, config, verbose)
     start = time.perf_counter()
@@ -349,6 +352,60 @@ class _EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+# ------------------------------------------------------------------------------------------------ traced models
+
+class TracedModels:
+    """Compiled models kept in this process, so that the next seed of the same experiment reuses the step
+    functions TensorFlow traced for the last one (5–45 s per seed here) instead of tracing a new model's.
+
+    :meth:`model` builds a fresh model under the caller's seed, as a run would, and, when a model of the same
+    ``key`` was traced before, copies the fresh model's initial state into it (weights, and the states of its
+    random-number generators, e.g. dropout's) and resets its optimizer (step 0, zero moments): the same numbers,
+    bit for bit, as training the fresh model (``tests/test_training.py`` checks it). Building is cheap; tracing is
+    what is saved. ``size`` models are kept, the least recently used dropped.
+    """
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._models: collections.OrderedDict[Hashable, keras.Model] = collections.OrderedDict()
+        self.reused = 0  # how many models were reinitialised rather than compiled anew (for profiles and tests)
+
+    def model(self, key: Hashable, build: Callable[[], keras.Model], config: TrainConfig) -> keras.Model:
+        """A compiled model with the initial state ``build()`` gives under the current seed. ``key`` must identify
+        everything that shapes the traced graph beyond the variables: the builder and its hyperparameters, the input
+        widths and classes, and ``config`` (the optimizer and the loss are part of the graph)."""
+        fresh = build()
+        cached = self._models.pop(key, None)
+        if cached is not None and _same_variables(cached, fresh):
+            _reinitialise(cached, fresh)
+            self._models[key] = cached
+            self.reused += 1
+            return cached
+        compile_model(fresh, config)
+        self._models[key] = fresh
+        while len(self._models) > self.size:
+            self._models.popitem(last=False)
+        return fresh
+
+    def clear(self) -> None:
+        self._models.clear()
+
+
+def _same_variables(a: keras.Model, b: keras.Model) -> bool:
+    return [(v.path, tuple(v.shape), str(v.dtype)) for v in a.variables] == \
+        [(v.path, tuple(v.shape), str(v.dtype)) for v in b.variables]
+
+
+def _reinitialise(model: keras.Model, fresh: keras.Model) -> None:
+    """``model`` takes ``fresh``'s initial state: every variable (weights and generator states), and an optimizer
+    back at step 0 with zero moments (its learning rate is the config's, which the key fixes)."""
+    for target, source in zip(model.variables, fresh.variables):
+        target.assign(source.value)
+    for v in model.optimizer.variables:
+        if not v.path.endswith("learning_rate"):
+            v.assign(keras.ops.zeros(v.shape, v.dtype))
 
 
 # ------------------------------------------------------------------------------------------------ inference

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -187,16 +188,28 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     probabilities = np.zeros(scored.labels.shape + (scored.num_classes,), np.float32)
     row = {d: i for i, d in enumerate(scored.dialogue_ids)}
     folds, fitted = [], None
+    timing = {"started": time.time(), "pid": os.getpid(), "build": 0.0, "steps": 0.0, "first_epoch_steps": 0.0,
+              "validation": 0.0, "test_prediction": 0.0, "epochs": 0, "reused_trace": False}
     for session, (train, valid, test) in plan.folds:
         keras.backend.clear_session()  # free the previous model's graph: many runs share one process
         training.set_seed(seed)
+        clock = time.perf_counter()
         if REUSE_TRACES:
+            reused = traced_models().reused
             model = traced_models().model(_trace_key(exp, train, config), lambda: build_for(exp, train), config)
+            timing["reused_trace"] = traced_models().reused > reused
         else:
             model = build_for(exp, train)
             training.compile_model(model, config)
+        timing["build"] += time.perf_counter() - clock
         fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose > 1, compile=False)
+        timing["steps"] += sum(fitted.step_seconds)
+        timing["first_epoch_steps"] += fitted.step_seconds[0] if fitted.step_seconds else 0.0
+        timing["validation"] += sum(fitted.validation_seconds)
+        timing["epochs"] += fitted.epochs_run
+        clock = time.perf_counter()
         probs = training.predict(model, test, exp.modalities)
+        timing["test_prediction"] += time.perf_counter() - clock
         probabilities[[row[d] for d in test.dialogue_ids]] = probs
         if staging is not None:
             model.save(staging / (f"fold_{session}.keras" if session else "model.keras"))
@@ -210,7 +223,12 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     probabilities *= scored.mask[..., None]
     pred = np.where(scored.mask, probabilities.argmax(-1), -1)
     scores = metrics.evaluate(scored.labels, pred, scored.mask, scored.class_names)
-    trained = {k: v for k, v in provenance().items() if k in ("git_commit", "started")}
+    from .environment import compute_device
+
+    timing["ended"] = time.time()
+    timing = {k: round(v, 3) if isinstance(v, float) else v for k, v in timing.items()}
+    trained = {**{k: v for k, v in provenance().items() if k in ("git_commit", "started")},
+               "device": compute_device(), "timing": timing}
     if folds:
         result = SeedResult(seed, scores, [], 0, sum(f.epochs_run for f in folds), sum(f.seconds for f in folds),
                             pred, probabilities,
@@ -487,25 +505,88 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
             finished(n)
         return {n: results[n] for n in names}
 
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     for n in names:
         if not todo[n]:
             finished(n)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: never fork a TensorFlow process
     options = dict(epochs=epochs, scheme=scheme, overwrite=overwrite, verbose=0, split_seed=split_seed, cv=cv,
                    path=path)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        # One job per (experiment, seed), so no core idles while one long experiment finishes its seeds.
-        futures = {pool.submit(_job, payloads.get(e.arch), e, ds, seed, outs[e.name], options): e.name
-                   for e in exps for seed in todo[e.name]}
-        for future in as_completed(futures):
-            name = futures[future]
-            runs[name].seeds.extend(future.result().seeds)
-            if len(runs[name].seeds) == len(todo[name]):
-                finished(name)
+    jobs = {n: [(payloads.get(e.arch), e, ds, seed, outs[n], options) for seed in todo[n]]
+            for e in exps for n in [e.name] if todo[n]}
+    for name, result in _schedule(jobs, _local_lanes(workers)):
+        runs[name].seeds.extend(result.seeds)
+        if len(runs[name].seeds) == len(todo[name]):
+            finished(name)
     return {n: results[n] for n in names}
+
+
+# ------------------------------------------------------------------------------------------------ scheduling
+
+# Seconds one seed of an experiment took on the synthetic data (2-core machine, one thread per worker, the profile
+# in the README's "Speed" section). Only the order of jobs depends on them, never a result: the longest
+# experiments start first, so no worker idles at the end while another finishes a long one. Unknown experiments
+# count as the median.
+SECONDS_PER_SEED = {}
+
+
+def _cost(name: str) -> float:
+    known = sorted(SECONDS_PER_SEED.values())
+    return SECONDS_PER_SEED.get(name.split("[")[0], known[len(known) // 2] if known else 1.0)
+
+
+def _schedule(jobs: Mapping[str, list[tuple]], lanes: list):
+    """Run ``jobs`` (argument tuples of :func:`_job`, by experiment) on ``lanes`` (one worker process each) and
+    yield ``(experiment, RunResult)`` as seeds finish.
+
+    A lane keeps to one experiment until its seeds are all taken, so every seed after the lane's first reuses the
+    model it traced (``training.TracedModels``); a free lane starts the longest experiment not yet started
+    (longest-processing-time first, by :data:`SECONDS_PER_SEED` × seeds), and when none is left, helps with the
+    experiment that has the most work left, so no lane idles while work remains.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = {n: list(j) for n, j in jobs.items()}
+    unstarted = sorted(pending, key=lambda n: -_cost(n) * len(pending[n]))
+    current: list[str | None] = [None] * len(lanes)
+
+    def next_job(lane: int):
+        name = current[lane]
+        if not (name and pending.get(name)):
+            name = unstarted.pop(0) if unstarted else max(
+                (n for n in pending if pending[n]), key=lambda n: _cost(n) * len(pending[n]), default=None)
+            current[lane] = name
+        if name is None:
+            return None
+        if name in unstarted:
+            unstarted.remove(name)
+        return name, pending[name].pop(0)
+
+    running = {}
+    try:
+        for lane in range(len(lanes)):
+            job = next_job(lane)
+            if job:
+                running[lanes[lane].submit(_job, *job[1])] = (lane, job[0])
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                lane, name = running.pop(future)
+                result = future.result()
+                job = next_job(lane)
+                if job:
+                    running[lanes[lane].submit(_job, *job[1])] = (lane, job[0])
+                yield name, result
+    finally:
+        for lane in lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
+
+
+def _local_lanes(workers: int) -> list:
+    """``workers`` single-process pools (spawned: never fork a TensorFlow process), one TensorFlow thread each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    return [ProcessPoolExecutor(1, mp_context=context, initializer=_one_thread) for _ in range(workers)]
 
 
 def _architecture_payloads(exps: Sequence[Experiment]) -> dict[str, bytes] | None:

@@ -62,6 +62,10 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     averaged_epochs: list[int] = field(default_factory=list)  # epochs whose weights were averaged ('average')
+    # Wall seconds per epoch: the training steps (the first epoch's include tracing the step function), and the
+    # validation scoring after it (its first includes tracing the prediction function).
+    step_seconds: list[float] = field(default_factory=list)
+    validation_seconds: list[float] = field(default_factory=list)
     validation: dict = field(default_factory=dict)  # validation metrics of the weights the model ends with
     class_weights: list[float] | None = None
     config: dict = field(default_factory=dict)
@@ -233,6 +237,11 @@ class _Selection(keras.callbacks.Callback):
         self._keep = keep
         self._kept: list[tuple[float, int, list[np.ndarray]]] = []  # min-heap of (score, -epoch, weights)
         self.averaged_epochs: list[int] = []
+        self.step_seconds: list[float] = []
+        self.validation_seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_start = time.perf_counter()
 
     def score(self, row: dict) -> float:
         """The monitored validation score of an epoch's row, oriented so that higher is better."""
@@ -240,6 +249,8 @@ class _Selection(keras.callbacks.Callback):
         return value if self.config.higher_is_better else -value
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        validation_start = time.perf_counter()
+        self.step_seconds.append(validation_start - self._epoch_start)
         probs = predict(self.model, self.valid, self.modalities, self.config.batch_size)
         scores = metrics.evaluate(self.valid.labels, metrics.predict_classes(probs), self.valid.mask,
                                   self.valid.class_names)
@@ -247,6 +258,7 @@ class _Selection(keras.callbacks.Callback):
                "val_loss": metrics.cross_entropy(probs, self.valid.labels, self.valid.mask)}
         row.update({f"val_{m}": scores[m] for m in metrics.METRICS})
         self.history.append(row)
+        self.validation_seconds.append(time.perf_counter() - validation_start)
 
         score = self.score(row)
         entry = (score, -(epoch + 1))  # ties: the earlier epoch ranks higher
@@ -314,6 +326,8 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
         stopped_early=epochs_run < config.epochs,
         seconds=seconds,
         averaged_epochs=selection.averaged_epochs,
+        step_seconds=selection.step_seconds,
+        validation_seconds=selection.validation_seconds,
         validation={m: final[m] for m in metrics.METRICS},
         class_weights=None if weights is None else weights.tolist(),
         config=asdict(config),

@@ -34,3 +34,28 @@ def test_a_model_of_another_configuration_is_never_reused(monkeypatch):
                           epochs=1, verbose=0)
     runner.run_experiment("text-bilstm", "synthetic-small", seeds=[1], epochs=1, verbose=0)
     assert runner.traced_models().reused == 1  # only the third run, same key as the first
+
+
+def test_the_scheduler_starts_the_longest_experiments_first_and_keeps_a_lane_on_one_experiment(monkeypatch):
+    """Lanes are single-thread pools here and ``_job`` a stub that records which lane ran what."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(runner, "SECONDS_PER_SEED", {"long": 30.0, "mid": 20.0, "short": 1.0, "tiny": 0.5})
+    ran = []
+
+    def job(name, seed):
+        ran.append((threading.current_thread().name, name, seed))
+        time.sleep({"long": 0.06, "mid": 0.04}.get(name, 0.01))
+        return name, seed
+
+    monkeypatch.setattr(runner, "_job", job)
+    lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"lane{i}") for i in range(2)]
+    jobs = {n: [(n, s) for s in range(3)] for n in ("tiny", "short", "mid", "long")}
+    finished = list(runner._schedule(jobs, lanes))
+    assert sorted(r for _, r in finished) == sorted((n, s) for n in jobs for s in range(3))  # each once
+    assert {ran[0][1], ran[1][1]} == {"long", "mid"}  # the two longest start first
+    lane_of_long = ran[0][0] if ran[0][1] == "long" else ran[1][0]
+    long_seeds = [(lane, s) for lane, n, s in ran if n == "long"]
+    assert [lane for lane, _ in long_seeds[:2]] == [lane_of_long] * 2  # seeds 0 and 1 on the lane that traced it

@@ -448,7 +448,8 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
              out_root: str | Path | None = None, scheme: str = DEFAULT_SCHEME, workers: int = 1,
              progress: bool = True, overrides=None, seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None,
              overwrite: bool = False, verbose: int = 1, split_seed: int = 0, cv: str | None = None,
-             command: str | None = None) -> dict[str, RunResult]:
+             command: str | None = None, backend: str | None = None, address: str | None = None
+             ) -> dict[str, RunResult]:
     """Run several experiments (names or :class:`Experiment` objects) on the same data; results by experiment
     name, in the order given. Run directories go under ``out_root`` (:func:`run_dir_name`); ``overrides`` apply to
     every experiment (a hyperparameter key must fit every architecture).
@@ -460,17 +461,24 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
     runs in this process, with a printed note. From a script, call it under ``if __name__ == "__main__":``
     (workers are spawned, as Python's multiprocessing requires). ``progress`` prints a line to stdout as each
     experiment finishes (``make reproduce`` relays these lines).
+
+    ``backend='ray'`` sends the same jobs to a Ray cluster instead (the ``ray`` extra): ``address`` is the
+    cluster's (``'auto'`` for one this machine belongs to; None starts a local instance), and ``workers`` lanes
+    (default: the cluster's CPUs) each run in one Ray actor with one TensorFlow thread. Results, progress lines and
+    run directories are those of the local pool. Without ``backend``, ``MSER_RAY_ADDRESS`` in the environment
+    chooses Ray at that address (how ``mser reproduce --ray`` reaches the notebooks).
     """
     exps = [resolve_experiment(e, overrides) for e in experiments]
     outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
     return _run_all(exps, data, outs, scheme=scheme, workers=workers, progress=progress, seeds=seeds,
                     epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
-                    command=command)
+                    command=command, backend=backend, address=address)
 
 
 def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[str, Path | None], *, scheme: str,
              workers: int, progress: bool, seeds: Iterable[int], epochs: int | None, overwrite: bool, verbose: int,
-             split_seed: int, cv: str | None, command: str | None) -> dict[str, RunResult]:
+             split_seed: int, cv: str | None, command: str | None, backend: str | None = None,
+             address: str | None = None) -> dict[str, RunResult]:
     """:func:`run_many` with the run directory of every experiment given (``outs``, by name)."""
     names = [e.name for e in exps]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -496,7 +504,8 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
                   flush=True)
 
     todo = {n: [s for s in seeds if s not in reused[n]] for n in names}
-    payloads = _architecture_payloads(exps) if workers > 1 else None
+    backend, address = _backend(backend, address)
+    payloads = _architecture_payloads(exps) if workers > 1 or backend == "ray" else None
     if payloads is None:
         for n in names:
             for i, seed in enumerate(todo[n]):
@@ -510,9 +519,15 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
             finished(n)
     options = dict(epochs=epochs, scheme=scheme, overwrite=overwrite, verbose=0, split_seed=split_seed, cv=cv,
                    path=path)
-    jobs = {n: [(payloads.get(e.arch), e, ds, seed, outs[n], options) for seed in todo[n]]
+    lanes = _ray_lanes(workers, address) if backend == "ray" else _local_lanes(workers)
+    shipped = ds
+    if backend == "ray":  # through the object store once; Ray hands each job the dataset itself
+        import ray
+
+        shipped = ray.put(ds)
+    jobs = {n: [(payloads.get(e.arch), e, shipped, seed, outs[n], options) for seed in todo[n]]
             for e in exps for n in [e.name] if todo[n]}
-    for name, result in _schedule(jobs, _local_lanes(workers)):
+    for name, result in _schedule(jobs, lanes):
         runs[name].seeds.extend(result.seeds)
         if len(runs[name].seeds) == len(todo[name]):
             finished(name)
@@ -580,6 +595,21 @@ def _schedule(jobs: Mapping[str, list[tuple]], lanes: list):
             lane.shutdown(wait=True, cancel_futures=True)
 
 
+BACKENDS = ("local", "ray")
+
+
+def _backend(backend: str | None, address: str | None) -> tuple[str, str | None]:
+    """The backend and Ray address to use: the arguments, else ``MSER_RAY_ADDRESS``, else the local pool."""
+    if backend is None:
+        env = os.environ.get("MSER_RAY_ADDRESS")
+        backend, address = ("ray", address or env) if env else ("local", None)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "ray" and address in ("", "local"):
+        address = None
+    return backend, address
+
+
 def _local_lanes(workers: int) -> list:
     """``workers`` single-process pools (spawned: never fork a TensorFlow process), one TensorFlow thread each."""
     import multiprocessing
@@ -587,6 +617,46 @@ def _local_lanes(workers: int) -> list:
 
     context = multiprocessing.get_context("spawn")
     return [ProcessPoolExecutor(1, mp_context=context, initializer=_one_thread) for _ in range(workers)]
+
+
+class _RayLane:
+    """One Ray actor (a worker process that keeps its traced models) behind the ``submit``/``shutdown`` of a
+    one-process pool, so :func:`_schedule` treats it as a local lane."""
+
+    def __init__(self, ray, actor_class):
+        self._ray, self._actor = ray, actor_class.remote()
+
+    def submit(self, fn, *args):
+        return self._actor.call.remote(fn, *args).future()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self._ray.kill(self._actor)
+
+
+class _LaneActor:
+    """The body of a Ray lane: one TensorFlow thread, then whatever :func:`_schedule` sends."""
+
+    def __init__(self):
+        _one_thread()
+
+    def call(self, fn, *args):
+        return fn(*args)
+
+
+def _ray_lanes(workers: int | None, address: str | None) -> list:
+    """Lanes on a Ray cluster at ``address`` (None: a local instance with this machine's CPUs, no dashboard)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("backend 'ray' needs the ray extra: make setup-ray (or pip install .[ray])") from None
+    if not ray.is_initialized():
+        env = {k: v for k, v in os.environ.items() if k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
+                                                               "PYTHONHASHSEED", "MSER_REUSE_TRACES")}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": env}, **({} if address else {"num_cpus": os.cpu_count()}))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    actor = ray.remote(num_cpus=1)(_LaneActor)
+    return [_RayLane(ray, actor) for _ in range(workers if workers and workers > 1 else cpus)]
 
 
 def _architecture_payloads(exps: Sequence[Experiment]) -> dict[str, bytes] | None:

@@ -1,0 +1,87 @@
+"""Where the time of a batch of runs went: per experiment and seed, and how busy each worker process was.
+
+Reads the timing every seed records in its provenance (``runner._train_seed``: build, training steps, the first
+epoch's steps, validation, test prediction, start and end, process id, whether the traced model was reused) from
+the run directories under a root (``reports/runs`` after ``make reproduce``). ``mser reproduce`` writes the result
+to ``reports/profile.json`` and ``reports/profile.md``.
+
+Tracing is estimated, not measured: the first epoch's steps minus the mean of the later epochs' (one epoch of a
+seed that reused a traced model costs what any later epoch costs).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .results import SEED_RESULT, SUMMARY
+
+
+def seed_timings(runs_root: str | Path) -> list[dict]:
+    """One row per (experiment, seed) under ``runs_root`` whose seed recorded its timing; times in seconds."""
+    rows = []
+    for summary in sorted(Path(runs_root).glob(f"*/{SUMMARY}")):
+        name = json.loads(summary.read_text())["experiment"]
+        for result in sorted(summary.parent.glob(f"seed_*/{SEED_RESULT}")):
+            record = json.loads(result.read_text())
+            timing = record.get("provenance", {}).get("timing")
+            if not timing:
+                continue
+            epochs = max(1, int(timing["epochs"]))
+            later = (timing["steps"] - timing["first_epoch_steps"]) / (epochs - 1) if epochs > 1 else 0.0
+            rows.append({"experiment": name, "seed": record["seed"], "pid": timing["pid"],
+                         "started": timing["started"], "ended": timing["ended"],
+                         "wall": timing["ended"] - timing["started"], "build": timing["build"],
+                         "steps": timing["steps"], "trace": max(0.0, timing["first_epoch_steps"] - later),
+                         "validation": timing["validation"], "test_prediction": timing["test_prediction"],
+                         "epochs": epochs, "reused_trace": bool(timing["reused_trace"])})
+    return rows
+
+
+def profile(runs_root: str | Path, notebooks: dict[str, float] | None = None) -> dict:
+    """Totals per experiment, per worker process (busy seconds, first start, last end) and overall (span, busy
+    fraction of the workers, idle tail: how long workers waited at the end for the last one); ``notebooks``
+    (notebook -> wall seconds), if given, is kept as is."""
+    rows = seed_timings(runs_root)
+    out: dict = {"notebooks": notebooks or {}, "experiments": {}, "workers": {}, "overall": {}}
+    if not rows:
+        return out
+    parts = ("wall", "build", "trace", "steps", "validation", "test_prediction")
+    for name in sorted({r["experiment"] for r in rows}):
+        mine = [r for r in rows if r["experiment"] == name]
+        out["experiments"][name] = {"seeds": len(mine), "reused_traces": sum(r["reused_trace"] for r in mine),
+                                    **{p: round(sum(r[p] for r in mine), 1) for p in parts}}
+    start, end = min(r["started"] for r in rows), max(r["ended"] for r in rows)
+    for pid in sorted({r["pid"] for r in rows}):
+        mine = [r for r in rows if r["pid"] == pid]
+        out["workers"][str(pid)] = {"seeds": len(mine), "busy": round(sum(r["wall"] for r in mine), 1),
+                                    "first_start": round(min(r["started"] for r in mine) - start, 1),
+                                    "last_end": round(max(r["ended"] for r in mine) - start, 1)}
+    span = end - start
+    busy = sum(w["busy"] for w in out["workers"].values())
+    out["overall"] = {"span": round(span, 1), "seeds": len(rows),
+                      "busy_fraction": round(busy / (span * len(out["workers"])), 3) if span else 1.0,
+                      "idle_tail": round(float(np.mean([span - w["last_end"] for w in out["workers"].values()])), 1),
+                      **{p: round(sum(r[p] for r in rows), 1) for p in parts}}
+    return out
+
+
+def profile_markdown(report: dict, *, title: str = "Profile") -> str:
+    """:func:`profile` as markdown: the overall line, notebooks, then experiments by total wall seconds."""
+    o = report.get("overall", {})
+    lines = [f"## {title}", ""]
+    if report.get("notebooks"):
+        lines += ["| notebook | wall s |", "|---|---:|"]
+        lines += [f"| {n} | {s:.0f} |" for n, s in report["notebooks"].items()] + [""]
+    if o:
+        lines += [f"{o['seeds']} seeds in {o['span']:.0f} s on {len(report['workers'])} worker(s): busy "
+                  f"{o['busy_fraction']:.0%}, idle tail {o['idle_tail']:.0f} s; seconds summed over seeds: training "
+                  f"steps {o['steps']:.0f} (of which tracing about {o['trace']:.0f}), validation "
+                  f"{o['validation']:.0f}, build {o['build']:.0f}, test prediction {o['test_prediction']:.0f}.", "",
+                  "| experiment | seeds | traces reused | wall s | steps s | tracing s | validation s | build s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        by_wall = sorted(report["experiments"].items(), key=lambda kv: -kv[1]["wall"])
+        lines += [f"| {n} | {e['seeds']} | {e['reused_traces']} | {e['wall']:.0f} | {e['steps']:.0f} | "
+                  f"{e['trace']:.0f} | {e['validation']:.0f} | {e['build']:.0f} |" for n, e in by_wall]
+    return "\n".join(lines) + "\n"

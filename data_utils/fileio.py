@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -58,5 +59,22 @@ def write_text(path, text: str, *, overwrite: bool = False) -> Path:
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
+def to_json(obj, *, indent: int | None = 2) -> str:
+    """Strict JSON text of ``obj``: a non-finite float (NaN, ±inf), which JSON cannot hold, is written as
+    ``null``."""
+    return json.dumps(_json_ready(obj), indent=indent, allow_nan=False)
+
+
+def _json_ready(obj):
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(path, obj, *, overwrite: bool = False) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite=overwrite)
+    """Write ``obj`` as strict JSON (:func:`to_json`), atomically."""
+    return write_text(path, to_json(obj) + "\n", overwrite=overwrite)

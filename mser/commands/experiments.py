@@ -131,6 +131,7 @@ def _list(args) -> int:
 def _run(args) -> int:
     import shlex
 
+    from data_utils.fileio import to_json
     from model_utils.runner import resolve_experiment, run_dir_name, run_experiment
 
     if args.epochs and any(o.strip().startswith("train.epochs=") for o in args.overrides):
@@ -142,8 +143,8 @@ def _run(args) -> int:
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
                             command=shlex.join(["mser", *args.argv]), workers=args.workers)
     summary = result.summary()
-    print(json.dumps({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
-                                              "train_seconds")}, indent=2))
+    print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
+                                           "train_seconds")}))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

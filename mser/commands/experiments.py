@@ -77,7 +77,8 @@ def register(subparsers) -> None:
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
     compare.add_argument("--metric", default="macro_f1", choices=METRICS)
-    compare.add_argument("--n-boot", type=int, default=2000)
+    compare.add_argument("--n-boot", type=int, default=2000, metavar="N",
+                         help="bootstrap resamples (default 2000)")
     compare.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
     compare.set_defaults(func=_compare)
 

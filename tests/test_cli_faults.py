@@ -1,0 +1,119 @@
+"""What the commands do with faults a user can cause: bad option values, outputs that cannot be written, a bad data
+file for `mser reproduce`; and what they leave: strict JSON on stdout, progress on stderr, no TensorFlow C++ log
+lines, files and folders with the permissions the umask gives, no report deleted."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+from model_utils.architectures import ModelInputs, register_architecture
+from model_utils.config import GROUPS, Experiment
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = "synthetic-small"
+
+
+def mser(*args, umask: int | None = None, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # a shell that sets nothing
+    return subprocess.run([sys.executable, "-m", "mser.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env=env, preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+                          **kwargs)
+
+
+def one_line_error(stderr: str, *must_name: str) -> str:
+    """The one `error: …` line of a refused command, checked to name ``must_name`` and to carry no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ") or ": error: " in line]
+    assert len(errors) == 1, stderr
+    for text in must_name:
+        assert text in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def quiet_run(tmp_path_factory):
+    """`mser run … --workers 2 --quiet` (two seeds in two spawned worker processes) under umask 027."""
+    out = tmp_path_factory.mktemp("quiet") / "run"
+    proc = mser("run", "text-bilstm", "--data", SMALL, "--epochs", "1", "--seeds", "2", "--workers", "2", "--quiet",
+                "--out", out, umask=0o027)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+# ------------------------------------------------------------------------------------------------ 8, 9: stdout
+
+def test_mser_run_prints_strict_json_on_stdout_and_progress_on_stderr(tmp_path, capsys):
+    from mser.cli import main
+
+    assert main(["run", "text-bilstm", "--data", SMALL, "--epochs", "1", "--seeds", "1", "--out",
+                 str(tmp_path / "r")]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert summary["experiment"] == "text-bilstm" and summary["seeds"] == [0]
+    assert "[text-bilstm] seed 0 (1/1)" in err and "epoch   1/1" in err and f"wrote {tmp_path / 'r'}" in err
+
+
+def test_run_many_notes_on_stderr_when_an_architecture_cannot_go_to_the_workers(monkeypatch, capsys):
+    import cloudpickle
+
+    from model_utils.runner import run_many
+
+    @register_architecture("test_faults_dense", modalities=("text",))
+    def dense(x: ModelInputs, num_classes):
+        return keras.layers.Dense(num_classes, activation="softmax")(x.features["text"])
+
+    def cannot(obj, *args, **kwargs):
+        raise TypeError("cannot pickle this")
+
+    monkeypatch.setattr(cloudpickle, "dumps", cannot)
+    run_many([Experiment("faults-dense", "test_faults_dense", ("text",))], SMALL, seeds=[0], epochs=1, workers=2,
+             verbose=0, progress=False)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "note: architecture 'test_faults_dense' cannot be sent to worker processes" in err
+
+
+# ------------------------------------------------------------------------------------------------ 10: option values
+
+def test_epochs_0_is_refused_not_read_as_the_default_cap():
+    from model_utils.runner import run_experiment
+
+    proc = mser("run", "text-bilstm", "--data", SMALL, "--epochs", "0")
+    assert proc.returncode == 2 and one_line_error(proc.stderr, "--epochs", "positive integer", "'0'")
+    with pytest.raises(ValueError, match="epochs.* must be >= 1.*epochs=0"):
+        run_experiment("text-bilstm", SMALL, epochs=0, verbose=0)
+
+
+def test_n_boot_0_is_refused_in_one_line(quiet_run):
+    from model_utils.metrics import paired_bootstrap
+
+    out, _ = quiet_run
+    for n in ("0", "-5"):
+        proc = mser("compare", out, out, "--n-boot", n)
+        assert proc.returncode == 1 and one_line_error(proc.stderr, "--n-boot", ">= 1", n)
+    with pytest.raises(ValueError, match="n_boot .* must be an integer >= 1"):
+        paired_bootstrap([[0, 1]], [[0, 1]], [[1, 1]], n_boot=0)
+
+
+def test_list_with_an_unknown_group_names_the_valid_groups():
+    proc = mser("list", "--group", "bogus")
+    assert proc.returncode == 2 and not proc.stdout
+    line = one_line_error(proc.stderr, "--group", "'bogus'")
+    assert all(repr(g) in line for g in GROUPS)
+
+
+def test_a_misspelt_experiment_name_gets_close_matches():
+    from model_utils.experiments import get_experiment
+
+    with pytest.raises(KeyError, match="unknown experiment 'mulitmodal'; did you mean 'multimodal'"):
+        get_experiment("mulitmodal")
+    with pytest.raises(KeyError, match="unknown experiment 'textbilstm'; did you mean 'text-bilstm'"):
+        get_experiment("textbilstm")
+    proc = mser("run", "multimodl", "--data", SMALL)
+    assert proc.returncode == 1 and one_line_error(proc.stderr, "'multimodl'", "did you mean 'multimodal'")

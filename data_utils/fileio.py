@@ -13,10 +13,45 @@ class OutputExistsError(FileExistsError):
     """Refusing to overwrite an existing output without ``overwrite=True`` (``--force`` on the CLI)."""
 
 
+class OutputPathError(OSError):
+    """An output that cannot be written where it was asked for: a file stands where a folder must be, or the folder
+    does not let us write."""
+
+
 def check_writable(path, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; refusing to overwrite it (pass --force / overwrite=True)")
+    return path
+
+
+def check_output_path(path, *, directory: bool = False, overwrite: bool = False, option: str = "") -> Path:
+    """Check, before any slow work, that ``path`` can be written: a file (refused if it exists, unless
+    ``overwrite``) or, with ``directory``, a folder (which may exist: run directories resume). Creates nothing.
+
+    ``option`` (``"--out"``) starts the messages. Raises :class:`OutputExistsError` (an existing file, or a file where
+    the folder should be) or :class:`OutputPathError` (a file among its parent folders; a folder we cannot write in),
+    each naming the path.
+    """
+    path = Path(path)
+    label = f"{option} {path}" if option else str(path)
+    if directory and path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{label} exists and is not a directory; choose another {option or 'folder'}")
+    if not directory:
+        if path.is_dir():
+            raise OutputPathError(f"{label} is a directory; give a file name")
+        check_writable(path, overwrite=overwrite)
+    start = path if directory else path.parent
+    existing = next(p for p in (start, *start.parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputPathError(f"{label} cannot be created: {existing} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=existing)
+    except OSError as e:
+        raise OutputPathError(f"{label} cannot be written: no permission to write in {existing} "
+                              f"({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from data_utils.dataset import ERCDataset, load_dataset, session_folds, standardize, with_validation_split
-from data_utils.fileio import OutputExistsError, write_json
+from data_utils.fileio import OutputExistsError, check_output_path, write_json
 from data_utils.labels import DEFAULT_SCHEME
 
 from . import metrics
@@ -265,9 +265,7 @@ def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite:
     """
     if out is None:
         return {}
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
+    out = check_output_path(out, directory=True)
     for leftover in [*out.glob(".seed_*.part"), *out.glob(".models.*")]:  # from a run killed mid-seed
         shutil.rmtree(leftover, ignore_errors=True)
     recorded = read_config(out)

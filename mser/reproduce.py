@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from data_utils.download import DEFAULT_PATH, DownloadError, download
-from data_utils.fileio import write_text
+from data_utils.fileio import check_output_path, write_text
 from data_utils.synthetic import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +53,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
     from nbconvert import HTMLExporter
 
     reports = Path(reports).resolve()
+    check_output_path(reports, directory=True, option="--reports")
     data = resolve_data(data, try_download=try_download)
     _fresh_reports_dir(reports)
     params = parameters(data, quick=quick, reports=reports)

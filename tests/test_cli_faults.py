@@ -117,3 +117,56 @@ def test_a_misspelt_experiment_name_gets_close_matches():
         get_experiment("textbilstm")
     proc = mser("run", "multimodl", "--data", SMALL)
     assert proc.returncode == 1 and one_line_error(proc.stderr, "'multimodl'", "did you mean 'multimodal'")
+
+
+# ------------------------------------------------------------------------------------------------ 11: bad --out
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write in: a mode-555 one, or for root (whom modes do not stop) /sys."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path("/sys")):
+        try:
+            (candidate / ".probe").mkdir()
+        except OSError:
+            return candidate
+        (candidate / ".probe").rmdir()
+    pytest.skip("no folder here refuses writes to this user")
+
+
+def _spy(monkeypatch, target: str, what: str) -> None:
+    monkeypatch.setattr(target, lambda *a, **k: pytest.fail(f"{what} started before the inputs and outputs were "
+                                                            "checked"))
+
+
+COMMANDS = {
+    # command line (OUT marks the output path) and the work that must not start
+    "run": (["run", "text-bilstm", "--data", SMALL, "--epochs", "1", "--seeds", "1", "--out", "OUT"],
+            "--out", "model_utils.runner.run_experiment"),
+    "features-text": (["features", "text", "--transcripts", "missing.csv", "--out", "OUT"], "--out",
+                      "mser.commands.features_text.build_text_corpus"),
+    "features-audio": (["features", "audio", "--audio-dir", ".", "--base", "missing.pkl", "--out", "OUT"], "--out",
+                       "mser.commands.features_audio.read_corpus"),
+    "table-csv": (["table", "runs/none", "--csv", "OUT"], "--csv", "model_utils.reporting.runs_table"),
+    "reproduce": (["reproduce", "--data", SMALL, "--no-download", "--reports", "OUT"], "--reports",
+                  "papermill.execute_notebook"),
+}
+
+
+@pytest.mark.parametrize("case", ["child-of-a-file", "read-only-folder"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_an_unwritable_output_is_refused_in_one_line_before_any_work(command, case, tmp_path, monkeypatch, capsys):
+    from mser.cli import main
+
+    argv, option, work = COMMANDS[command]
+    if case == "child-of-a-file":
+        (tmp_path / "a-file").write_text("not a folder")
+        out = tmp_path / "a-file" / "out"
+    else:
+        out = _read_only_folder(tmp_path) / "mser-out"
+    _spy(monkeypatch, work, work)
+    assert main([str(out) if a == "OUT" else a for a in argv]) == 1
+    line = one_line_error(capsys.readouterr().err, option, str(out))
+    assert ("a-file is a file, not a directory" if case == "child-of-a-file" else "no permission to write") in line
+    assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,36 @@ def test_an_unwritable_output_is_refused_in_one_line_before_any_work(command, ca
     line = one_line_error(capsys.readouterr().err, option, str(out))
     assert ("a-file is a file, not a directory" if case == "child-of-a-file" else "no permission to write") in line
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------ 12: reproduce
+
+def test_reproduce_keeps_every_previous_report(tmp_path, capsys):
+    """A full run's reports survive any number of later runs (two here: the old rotation kept one and deleted the
+    one before), each renamed with a timestamp."""
+    from mser.reproduce import reproduce
+
+    reports = tmp_path / "reports"
+    (reports / "tables").mkdir(parents=True)
+    (reports / "results.md").write_text("the full run's results")
+    for _ in range(2):
+        reproduce(data=SMALL, reports=reports, notebooks=(), try_download=False)
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name != "reports")
+    assert len(kept) == 2 and all(re.fullmatch(r"reports\.\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d(-\d+)?", k) for k in kept)
+    assert "the full run's results" in [(tmp_path / k / "results.md").read_text() for k in kept]
+    assert "Kept the previous reports/ as reports." in capsys.readouterr().err
+
+
+def test_reproduce_refuses_a_bad_pickle_before_moving_reports_or_starting_a_kernel(tmp_path, monkeypatch, capsys):
+    from mser.cli import main
+
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"this is not a pickle")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "results.md").write_text("the full run's results")
+    _spy(monkeypatch, "papermill.execute_notebook", "a notebook kernel")
+    assert main(["reproduce", "--data", str(bad), "--reports", str(reports), "--no-download"]) == 1
+    one_line_error(capsys.readouterr().err, "bad.pkl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pkl", "reports"]  # nothing moved
+    assert (reports / "results.md").read_text() == "the full run's results"

@@ -84,6 +84,17 @@ def _umask() -> int:
     return mask
 
 
+def staging_dir(parent, *, prefix: str, suffix: str = "") -> Path:
+    """A new empty folder in ``parent`` (created if needed) under a unique temporary name, with the permissions a
+    plain ``mkdir`` gives under the umask (``tempfile.mkdtemp`` makes it private); rename it into place when
+    complete."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
+
+
 def write_bytes(path, data: bytes, *, overwrite: bool = False) -> Path:
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)

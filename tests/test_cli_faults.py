@@ -204,3 +204,14 @@ def test_reproduce_refuses_a_bad_pickle_before_moving_reports_or_starting_a_kern
     one_line_error(capsys.readouterr().err, "bad.pkl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pkl", "reports"]  # nothing moved
     assert (reports / "results.md").read_text() == "the full run's results"
+
+
+# ------------------------------------------------------------------------------------------------ 13: the umask
+
+def test_every_output_file_and_folder_gets_the_umask_permissions(quiet_run):
+    out, _ = quiet_run
+    paths = [out, *out.rglob("*")]
+    assert {p.relative_to(out).as_posix() for p in paths} >= {".", "config.json", "summary.json", "seed_0",
+                                                               "seed_1/model.keras", "seed_1/predictions.npz"}
+    modes = {p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in paths}
+    assert modes == {k: oct(0o750 if (out / k).is_dir() else 0o640) for k in modes}  # umask 027

@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import pytest
 
+from conftest import TF_LOG
 from model_utils.architectures import ModelInputs, register_architecture
 from model_utils.config import GROUPS, Experiment
 
@@ -215,3 +216,32 @@ def test_every_output_file_and_folder_gets_the_umask_permissions(quiet_run):
                                                                "seed_1/model.keras", "seed_1/predictions.npz"}
     modes = {p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in paths}
     assert modes == {k: oct(0o750 if (out / k).is_dir() else 0o640) for k in modes}  # umask 027
+
+
+# ------------------------------------------------------------------------------------------------ 14: TF C++ logs
+
+def test_a_quiet_run_with_workers_prints_no_tensorflow_log_lines(quiet_run):
+    out, proc = quiet_run
+    assert not TF_LOG.search(proc.stderr), proc.stderr
+    assert proc.stderr.strip() == f"wrote {out}"
+
+
+def test_only_the_log_lines_tf_cpp_min_log_level_hides_are_filtered():
+    """At level 3 the filter drops absl's banner and I/W/E lines in both formats; a fatal line and anything else
+    written to descriptor 2 still show, in order."""
+    code = ("import os\n"
+            "from model_utils._tf_logs import filtered_stderr\n"
+            "with filtered_stderr():\n"
+            "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\\n')\n"
+            "    os.write(2, b'I0000 00:00:1796055762.333928   20155 port.cc:153] oneDNN custom operations\\n')\n"
+            "    os.write(2, b'2025-09-17 14:44:05.157831: E external/local_xla/xla/x.cc:32] hidden\\n')\n"
+            "    os.write(2, b'F0000 00:00:1796055762.333928   20155 x.cc:1] fatal\\n')\n"
+            "    os.write(2, b'a warning of our own\\n')\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 0 and proc.stderr.splitlines() == [
+        "F0000 00:00:1796055762.333928   20155 x.cc:1] fatal", "a warning of our own"]
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # asked for everything: nothing is filtered
+    assert len(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                              env=env).stderr.splitlines()) == 5

@@ -12,6 +12,8 @@ backend; ``tests/test_experiments.py`` checks every one of them.
 """
 from __future__ import annotations
 
+import difflib
+
 from .config import GROUPS, Experiment, Params, TrainConfig
 
 __all__ = ["ABLATIONS", "ALL", "EXPERIMENTS", "GROUPS", "Experiment", "Params", "TrainConfig", "by_group",
@@ -89,12 +91,12 @@ EXPERIMENTS: dict[str, Experiment] = _registry()
 
 
 def get_experiment(name: str) -> Experiment:
-    """The registered experiment ``name``; ``KeyError`` naming similar ones if there is none."""
+    """The registered experiment ``name``; ``KeyError`` naming the closest names (``difflib``) if there is none."""
     try:
         return EXPERIMENTS[name]
     except KeyError:
-        close = [n for n in EXPERIMENTS if name.split("-")[0] in n]
-        hint = f"; did you mean one of {close}?" if close else "; `mser list` shows them all"
+        close = difflib.get_close_matches(name, EXPERIMENTS, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "; `mser list` shows them all"
         raise KeyError(f"unknown experiment {name!r}{hint}") from None
 
 

@@ -165,9 +165,13 @@ def paired_bootstrap(y_true: np.ndarray, pred_a, pred_b, mask: np.ndarray | None
 
     Returns ``diff`` (observed b - a), ``ci95`` (percentile interval of the resampled differences), ``p_value``
     (two-sided, ``2 * min(P(d <= 0), P(d >= 0))`` with the +1 correction) and ``significant`` (p < 0.05).
+    Raises ``ValueError`` for an unknown metric or ``n_boot`` < 1.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot (--n-boot) must be an integer >= 1, the number of bootstrap resamples; got "
+                         f"{n_boot!r}")
     y_true = np.asarray(y_true)
     preds = {k: [np.asarray(p) for p in (v if isinstance(v, (list, tuple)) else [v])]
              for k, v in (("a", pred_a), ("b", pred_b))}

@@ -26,7 +26,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from data_utils.fileio import OutputExistsError, atomic_path, write_json, write_text
+from data_utils.fileio import OutputExistsError, atomic_path, staging_dir, write_json, write_text
 
 from . import metrics
 from .config import Experiment
@@ -203,8 +202,7 @@ def write_seed(out: Path, run: RunResult, seed: SeedResult, *, save_models: Call
     final = out / f"seed_{seed.seed}"
     if final.exists() and not overwrite:
         raise OutputExistsError(f"{final} exists; refusing to overwrite it (pass --force / overwrite=True)")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".seed_{seed.seed}.", suffix=".part", dir=out))
+    tmp = staging_dir(out, prefix=f".seed_{seed.seed}.", suffix=".part")
     try:
         write_json(tmp / SEED_RESULT, seed.record())
         arrays = dict(y_true=run.labels, y_pred=seed.predictions, mask=run.mask,

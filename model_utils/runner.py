@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from data_utils.dataset import ERCDataset, load_dataset, session_folds, standardize, with_validation_split
-from data_utils.fileio import OutputExistsError, write_json
+from data_utils.fileio import OutputExistsError, check_output_path, write_json
 from data_utils.labels import DEFAULT_SCHEME
 
 from . import metrics
@@ -315,9 +315,7 @@ def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite:
     """
     if out is None:
         return {}
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
+    out = check_output_path(out, directory=True)
     for leftover in [*out.glob(".seed_*.part"), *out.glob(".models.*")]:  # from a run killed mid-seed
         shutil.rmtree(leftover, ignore_errors=True)
     recorded = read_config(out)
@@ -458,7 +456,7 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
     are the same as with ``workers=1`` (op determinism makes them independent of the thread count; the tests check
     it), and two workers on two cores train about 1.8 times as many models per hour. An architecture defined in a
     notebook or a function is shipped to the workers by value (cloudpickle); if that is impossible, everything
-    runs in this process, with a printed note. From a script, call it under ``if __name__ == "__main__":``
+    runs in this process, with a note on stderr. From a script, call it under ``if __name__ == "__main__":``
     (workers are spawned, as Python's multiprocessing requires). ``progress`` prints a line to stdout as each
     experiment finishes (``make reproduce`` relays these lines).
 
@@ -676,7 +674,8 @@ def _architecture_payloads(exps: Sequence[Experiment]) -> dict[str, bytes] | Non
             payloads[e.arch] = cloudpickle.dumps((e.arch, builder, builder.fixed_modalities, builder.uses_speaker))
         except Exception as error:  # noqa: BLE001 — any pickling failure means: train here instead
             print(f"note: architecture {e.arch!r} cannot be sent to worker processes ({type(error).__name__}: "
-                  f"{error}); running every experiment in this process instead (workers=1)", flush=True)
+                  f"{error}); running every experiment in this process instead (workers=1)", file=sys.stderr,
+                  flush=True)
             return None
     return payloads
 

@@ -425,13 +425,18 @@ def _reinitialise(model: keras.Model, fresh: keras.Model) -> None:
 # ------------------------------------------------------------------------------------------------ inference
 
 def predict(model: keras.Model, ds: ERCDataset, modalities: Iterable[str], batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (N, T, C); rows at padding are zero and never scored."""
+    """The model's class probabilities for every dialogue of ``ds``: (N, T, C) float32, T = ``ds.max_len``.
+
+    Rows of real utterances (``ds.present``) hold the model's softmax, whether scored or not; rows at padding are
+    zero, whatever the model outputs there or however far a batch was trimmed. Only ``ds.mask`` rows are scored.
+    """
     batches = LengthBatches(model_inputs(model, ds, tuple(modalities)), ds.lengths, batch_size, trim=trims(model))
     probs = np.zeros(ds.labels.shape + (ds.num_classes,), np.float32)
     for i, rows in enumerate(batches.batches):
         (x,) = batches[i]
         out = np.asarray(model.predict_on_batch(x))
         probs[rows, : out.shape[1]] = out
+    probs *= ds.present[..., None]
     return probs
 
 

@@ -1,18 +1,20 @@
 """`make reproduce`: run the three notebooks headless into ``reports/`` and collect every table in results.md.
 
 Data: the real pickle when it is at ``dataset/iemocap/raw/IEMOCAP_features_raw.pkl`` (or can be downloaded),
-otherwise the built-in synthetic data, with a banner in every output.
+otherwise the built-in synthetic data, with a banner in every output. The data are loaded once, and the reports
+folder checked, before anything is moved or a notebook started. A previous ``reports/`` is never deleted: it is kept
+beside the new one as ``reports.<when it was last written>/``.
 """
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from data_utils.download import DEFAULT_PATH, DownloadError, download
-from data_utils.fileio import write_text
+from data_utils.fileio import check_output_path, write_text
+from data_utils.labels import DEFAULT_SCHEME
 from data_utils.synthetic import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,8 +54,14 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
     import papermill
     from nbconvert import HTMLExporter
 
+    from data_utils.dataset import load_dataset
+
     reports = Path(reports).resolve()
+    check_output_path(reports, directory=True, option="--reports")
+    if _has_contents(reports):
+        check_output_path(_kept_name(reports), directory=True, option="--reports")  # the old one moves there
     data = resolve_data(data, try_download=try_download)
+    load_dataset(data, scheme=DEFAULT_SCHEME)  # a bad pickle fails here, in one line, before anything is moved
     _fresh_reports_dir(reports)
     params = parameters(data, quick=quick, reports=reports)
     started = time.perf_counter()
@@ -91,15 +99,28 @@ def collect_results(reports: Path, *, data: str, quick: bool, seconds: float) ->
 
 
 def _fresh_reports_dir(reports: Path) -> None:
-    """reports/ belongs to this command: the previous one is kept as reports.previous/, never mixed in."""
-    if reports.exists() and any(reports.iterdir()):
-        previous = reports.with_name(reports.name + ".previous")
-        if previous.exists():
-            shutil.rmtree(previous)
-        reports.rename(previous)
-        _say(f"Moved the previous {reports.name}/ to {previous.name}/.")
+    """reports/ belongs to this command: a previous one is renamed (:func:`_kept_name`), never mixed in or deleted."""
+    if _has_contents(reports):
+        kept = _kept_name(reports)
+        reports.rename(kept)
+        _say(f"Kept the previous {reports.name}/ as {kept.name}/ (nothing is deleted).")
     (reports / "tables").mkdir(parents=True, exist_ok=True)
     (reports / "figures").mkdir(parents=True, exist_ok=True)
+
+
+def _has_contents(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def _kept_name(reports: Path) -> Path:
+    """Where a previous ``reports/`` goes: ``reports.<YYYY-MM-DD_HH-MM-SS>`` (local time of its newest entry), with
+    ``-2``, ``-3`` … appended if that name is taken."""
+    newest = max(p.stat().st_mtime for p in [reports, *reports.iterdir()])
+    stem = f"{reports.name}.{time.strftime('%Y-%m-%d_%H-%M-%S', time.localtime(newest))}"
+    kept, n = reports.with_name(stem), 2
+    while kept.exists():
+        kept, n = reports.with_name(f"{stem}-{n}"), n + 1
+    return kept
 
 
 class _Progress:

@@ -1,6 +1,7 @@
 # Before anything imports TensorFlow: quiet logs and pinned oneDNN so numbers do not drift between runs.
 import model_utils  # noqa: F401  (pins TensorFlow's environment)
 
+import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -9,6 +10,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURE_PKL = SHARED / "fixtures" / "poria_py2_small.pkl"
 TRANSCRIPTS_CSV = SHARED / "data" / "iemocap_transcripts.csv"
+# TensorFlow / absl C++ log lines: "2025-09-17 14:44:05.157831: I external/…", "I0000 00:00:1796055762.33  20155 …]",
+# and the start-up messages whatever their prefix
+TF_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+                    r"|external/local_xla|oneDNN custom operations|absl::InitializeLog|cuda drivers", re.M)
 
 
 @pytest.fixture

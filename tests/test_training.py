@@ -255,3 +255,38 @@ def test_validation_loss_is_finite_when_batches_are_trimmed_and_selects_on_loss(
     probs = training.predict(model, valid, MODALITIES)
     assert metrics.cross_entropy(probs, valid.labels, valid.mask) == pytest.approx(
         _numpy_loss(probs, valid.labels, valid.mask), rel=1e-6)
+
+
+@pytest.mark.parametrize("any_length", [False, True], ids=["full-width", "trimmed"])
+def test_predict_zeroes_every_padding_row_as_its_docstring_says(ds, any_length):
+    """Padding rows are zero whatever the model outputs there: a full-width model's softmax at padding, or a
+    trimmed batch's rows between a dialogue's end and the batch's width; every real utterance's row is a softmax."""
+    training.set_seed(0)
+    probs = training.predict(_model(ds, any_length=any_length), ds, MODALITIES, batch_size=4)
+    assert probs.shape == ds.labels.shape + (ds.num_classes,) and probs.dtype == np.float32
+    assert (probs[~ds.present] == 0).all()
+    np.testing.assert_allclose(probs[ds.present].sum(-1), 1, atol=1e-5)
+
+
+def test_a_diverged_history_is_written_as_strict_json(ds, tmp_path):
+    """A training run whose loss becomes NaN (here: NaN weights) is recorded; result.json stays strict JSON, with
+    null for every value JSON cannot hold."""
+    import json
+
+    from data_utils.fileio import write_json
+
+    training.set_seed(0)
+    text = keras.Input((None, ds.dims["text"]), name="text")
+    nan = keras.layers.Dense(ds.num_classes, activation="softmax", kernel_initializer=keras.initializers.Constant(
+        np.nan))(text)
+    result = fit(keras.Model([text], nan), ds.subset("train"), ds.subset("valid"), MODALITIES,
+                 dataclasses.replace(FAST, epochs=2), verbose=False)
+    assert np.isnan(result.history[0]["loss"]) and np.isnan(result.history[0]["val_loss"])
+    path = write_json(tmp_path / "result.json", {"history": result.history, "inf": -np.inf})
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    written = json.loads(path.read_text(), parse_constant=refuse)
+    assert written["history"][0]["loss"] is None and written["history"][0]["val_loss"] is None
+    assert written["inf"] is None and written["history"][1]["epoch"] == 2

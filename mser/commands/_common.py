@@ -5,7 +5,7 @@ import functools
 import pickle
 import sys
 
-from data_utils.fileio import OutputExistsError
+from data_utils.fileio import OutputExistsError, OutputPathError
 
 
 def fail(message: str) -> int:
@@ -14,7 +14,7 @@ def fail(message: str) -> int:
 
 
 # Errors a user can cause with their input; anything else is our bug and keeps its traceback.
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OutputExistsError, pickle.UnpicklingError)
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OutputExistsError, OutputPathError, pickle.UnpicklingError)
 
 
 def handles_data_errors(handler):

@@ -85,8 +85,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 @handles_data_errors
 def _synthetic(args: argparse.Namespace) -> int:
+    from data_utils.fileio import check_output_path
     from data_utils.synthetic import write_synthetic
 
+    check_output_path(args.out, overwrite=args.force, option="--out")
     path = write_synthetic(args.out, seed=args.seed, overwrite=args.force)
     print(json.dumps({"written": str(path), "synthetic": True, "seed": args.seed}))
     return 0

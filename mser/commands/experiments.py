@@ -77,7 +77,8 @@ def register(subparsers) -> None:
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
     compare.add_argument("--metric", default="macro_f1", choices=METRICS)
-    compare.add_argument("--n-boot", type=int, default=2000)
+    compare.add_argument("--n-boot", type=int, default=2000, metavar="N",
+                         help="bootstrap resamples (default 2000)")
     compare.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
     compare.set_defaults(func=_compare)
 
@@ -131,32 +132,35 @@ def _list(args) -> int:
 def _run(args) -> int:
     import shlex
 
+    from data_utils.fileio import check_output_path, to_json
     from model_utils.runner import resolve_experiment, run_dir_name, run_experiment
 
     if args.epochs and any(o.strip().startswith("train.epochs=") for o in args.overrides):
         raise ValueError("give the epoch cap once: --epochs N or --set train.epochs=N, not both")
     experiment = resolve_experiment(args.name, args.overrides)  # unknown keys fail here, before any data is read
-    out = args.out or Path("runs") / run_dir_name(experiment, args.cv)
+    out = check_output_path(args.out or Path("runs") / run_dir_name(experiment, args.cv), directory=True,
+                            option="--out")  # before the data is read or anything trained
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
                             command=shlex.join(["mser", *args.argv]), workers=args.workers)
     summary = result.summary()
-    print(json.dumps({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
-                                              "train_seconds")}, indent=2))
+    print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
+                                           "train_seconds")}))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 @handles_data_errors
 def _select(args) -> int:
-    from data_utils.fileio import write_text
+    from data_utils.fileio import check_output_path, write_text
     from model_utils import selection
     from model_utils.experiments import get_experiment
     from model_utils.runner import resolve_experiment
 
     for name in args.experiments:
         resolve_experiment(get_experiment(name), args.overrides)  # typos fail before any training
+    check_output_path(args.out, directory=True, option="--out")
     table = selection.select(selection.candidates(args.data, args.experiments, args.overrides), out=args.out,
                              seeds=range(args.seeds), metric=args.metric, scheme=args.scheme, epochs=args.epochs,
                              test=args.test, workers=args.workers)
@@ -169,11 +173,11 @@ def _select(args) -> int:
 
 @handles_data_errors
 def _table(args) -> int:
-    from data_utils.fileio import check_writable, write_text
+    from data_utils.fileio import check_output_path, write_text
     from model_utils.reporting import runs_table, to_markdown
 
     if args.csv:
-        check_writable(args.csv, overwrite=args.force)  # fail before printing anything
+        check_output_path(args.csv, overwrite=args.force, option="--csv")  # fail before printing anything
     table = runs_table(args.runs)
     print(to_markdown(table), end="")
     if args.csv:

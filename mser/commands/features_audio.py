@@ -8,7 +8,7 @@ from pathlib import Path
 
 from data_utils.audio_features import FEATURE_SETS, AudioFeatureError, OpenSmileMissingError, add_audio_features
 from data_utils.corpus import DataFormatError, describe_widths, read_corpus, write_corpus
-from data_utils.fileio import check_writable
+from data_utils.fileio import check_output_path
 from data_utils.safe_pickle import UnsafePickleError
 
 
@@ -37,7 +37,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def handler(args: argparse.Namespace) -> int:
     """Extract and write; 0 and a one-line JSON summary on success, 1 (message on stderr) on failure."""
     try:
-        check_writable(args.out, overwrite=args.force)  # fail before the slow extraction
+        check_output_path(args.out, overwrite=args.force, option="--out")  # fail before the slow extraction
         corpus = add_audio_features(read_corpus(args.base), args.audio_dir, feature_set=args.feature_set)
         write_corpus(corpus, args.out, overwrite=args.force)
     except (DataFormatError, UnsafePickleError, OpenSmileMissingError, AudioFeatureError, OSError) as e:

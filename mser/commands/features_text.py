@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from data_utils.corpus import DataFormatError, describe_widths, write_corpus
-from data_utils.fileio import OutputExistsError, check_writable
+from data_utils.fileio import OutputExistsError, OutputPathError, check_output_path
 from data_utils.labels import DEFAULT_SCHEME, SCHEMES
 from data_utils.text_features import DEFAULT_TFIDF_DIM, ENCODERS, MissingExtraError, build_text_corpus
 
@@ -46,12 +46,13 @@ def register(subparsers) -> argparse.ArgumentParser:
 def handler(args: argparse.Namespace) -> int:
     """Build and write the corpus; print a one-line JSON summary. Returns the exit status."""
     try:
-        check_writable(args.out, overwrite=args.force)  # fail before the encoding work, not after it
+        check_output_path(args.out, overwrite=args.force, option="--out")  # before the encoding work, not after it
         corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
                                    fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
                                    cross_fit=args.cross_fit)
         write_corpus(corpus, args.out, overwrite=args.force)
-    except (DataFormatError, OutputExistsError, MissingExtraError, FileNotFoundError, ValueError) as e:
+    except (DataFormatError, OutputExistsError, OutputPathError, MissingExtraError, FileNotFoundError,
+            ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps({"dialogues": len(corpus.dialogues), "utterances": sum(map(len, corpus.dialogues.values())),

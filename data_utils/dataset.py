@@ -252,13 +252,14 @@ def load_dataset(source: str = SYNTHETIC, *, scheme: str | LabelScheme = DEFAULT
     return from_corpus(load_corpus(source, seed=seed, label_names=label_names), scheme)
 
 
-def class_warnings(ds: ERCDataset, split_seed: int = 0) -> list[str]:
+def class_warnings(ds: ERCDataset, split_seed: int = 0, *, test: bool = True) -> list[str]:
     """What a user should know about the classes before training on ``ds`` (with the validation split the runner
     holds out for ``split_seed``): classes without training utterances, a training split of one class, class names
     that differ only by case, and classes without test utterances (their recall and F1 count as 0, so macro-F1 and
-    UAR can reach at most (C - k) / C). An empty list when all is well."""
+    UAR can reach at most (C - k) / C; left out with ``test=False``, for cross-validation, which does not score the
+    test split). An empty list when all is well."""
     held = with_validation_split(ds, seed=split_seed) if len(ds.splits.get("train", ())) > 1 else ds
-    train, test = held.class_counts("train"), held.class_counts("test")
+    train, test_counts = held.class_counts("train"), held.class_counts("test")
     out = []
     absent = [c for c, n in train.items() if n == 0]
     present = [c for c, n in train.items() if n > 0]
@@ -275,8 +276,8 @@ def class_warnings(ds: ERCDataset, split_seed: int = 0) -> list[str]:
         if len(names) > 1:
             out.append(f"{ds.source}: classes {' and '.join(map(repr, names))} differ only by case; if they are one "
                        "label, spell it one way")
-    untested = untested_classes(held)
-    if untested and sum(test.values()):
+    untested = untested_classes(held) if test else []
+    if untested and sum(test_counts.values()):
         c, k = ds.num_classes, len(untested)
         out.append(f"{ds.source}: class(es) {', '.join(map(repr, untested))} have no test utterances; their recall "
                    f"and F1 count as 0, so macro-F1 and UAR are capped at {c - k}/{c} = {(c - k) / c:.3f}")

@@ -168,6 +168,9 @@ class RunResult:
             "class_names": list(self.class_names),
             "confusion_matrix": self.confusion().tolist(),
             "utterances_scored": int(self.mask.sum()),
+            # classes with no scored test utterance: their recall and F1 are 0, capping macro-F1 and UAR
+            "classes_without_test_support": [c for c, n in zip(self.class_names, self.confusion().sum(axis=1))
+                                             if n == 0],
             "config": self.config,  # what was run: full training config, hyperparameters, validation dialogues
             "provenance": {**self.provenance, "seeds": {str(s.seed): s.provenance for s in self.seeds}},
         }

@@ -25,13 +25,16 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data_utils.dataset import ERCDataset, load_dataset, session_folds, standardize, with_validation_split
+from data_utils.corpus import DataWarning
+from data_utils.dataset import (ERCDataset, class_warnings, load_dataset, session_folds, standardize,
+                                with_validation_split)
 from data_utils.fileio import OutputExistsError, check_output_path, write_json
 from data_utils.labels import DEFAULT_SCHEME
 
@@ -117,6 +120,8 @@ def _plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_
 
     ds, name = _load(data, scheme)
     _check_modalities(experiment, ds)
+    for message in class_warnings(ds, split_seed, test=cv is None):  # once per message: Python's warning filter
+        warnings.warn(message, DataWarning, stacklevel=2)
     config = experiment.train_config(epochs=epochs)
     info = {"path": path or name, "synthetic": bool(ds.synthetic), "label_scheme": ds.scheme.name,
             "sha256": data_sha256(ds.source)}

@@ -222,6 +222,10 @@ def _check_no_test(ds: ERCDataset, role: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ training
 
+class TrainingDivergedError(ValueError):
+    """The training loss became NaN or infinite; training stops at the end of that epoch."""
+
+
 class _Selection(keras.callbacks.Callback):
     """Scores the validation split after every epoch, keeps the weights of the ``average_top`` best epochs, stops
     after ``patience`` epochs without a better score, and ends with the best epoch's weights ('best') or their mean
@@ -249,6 +253,12 @@ class _Selection(keras.callbacks.Callback):
         return value if self.config.higher_is_better else -value
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the training loss became {loss} in epoch {epoch + 1}: training diverged. Check the features for "
+                f"huge values, or lower the learning rate (--set train.learning_rate=...; it is "
+                f"{self.config.learning_rate})")
         validation_start = time.perf_counter()
         self.step_seconds.append(validation_start - self._epoch_start)
         probs = predict(self.model, self.valid, self.modalities, self.config.batch_size)

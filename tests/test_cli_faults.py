@@ -245,3 +245,44 @@ def test_only_the_log_lines_tf_cpp_min_log_level_hides_are_filtered():
     env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # asked for everything: nothing is filtered
     assert len(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                               env=env).stderr.splitlines()) == 5
+
+
+# --------------------------------------------------------------------------------------------------- items 4 and 7
+
+def test_a_diverging_run_stops_with_one_line_not_a_normal_looking_summary(tmp_path):
+    """Features finite in float32 but huge (3e37, unstandardised) overflow a convolution: the loss is inf."""
+    import dataclasses
+
+    import numpy as np
+
+    from data_utils.corpus import write_corpus
+    from data_utils.synthetic import synthetic_corpus
+
+    corpus = synthetic_corpus(seed=0, config=SMALL)
+    huge = {k: dataclasses.replace(d, features={m: a * np.float32(3e37) for m, a in d.features.items()})
+            for k, d in corpus.dialogues.items()}
+    path = write_corpus(dataclasses.replace(corpus, dialogues=huge), tmp_path / "huge.pkl")
+    out = mser("run", "cnn-text", "--data", path, "--seeds", 1, "--epochs", 2, "--set", "train.standardize=false",
+               "--out", tmp_path / "run", "--quiet")
+    assert out.returncode == 1 and out.stdout == ""
+    one_line_error(out.stderr, "the training loss became inf in epoch 1: training diverged", "learning rate")
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_mser_run_warns_about_classes_before_training_and_lists_the_untested_ones(tmp_path):
+    import pickle
+
+    from data_utils.corpus import corpus_to_tuple
+    from data_utils.synthetic import synthetic_corpus
+
+    layout = list(corpus_to_tuple(synthetic_corpus(seed=0, config=SMALL)))
+    test_ids = set(layout[8])
+    layout[2] = {d: [2 if (d in test_ids and lab == 1) else lab for lab in v] for d, v in layout[2].items()}  # no sad
+    path = tmp_path / "no_sad_in_test.pkl"
+    path.write_bytes(pickle.dumps(tuple(layout)))
+    out = mser("run", "cnn-text", "--data", path, "--seeds", 1, "--epochs", 1, "--out", tmp_path / "run", "--quiet")
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "'sad' have no test utterances" in warnings[0] and "capped at 3/4" in warnings[0]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["classes_without_test_support"] == ["sad"]

@@ -60,11 +60,23 @@ def profile(runs_root: str | Path, notebooks: dict[str, float] | None = None) ->
                                     "last_end": round(max(r["ended"] for r in mine) - start, 1)}
     span = end - start
     busy = sum(w["busy"] for w in out["workers"].values())
-    out["overall"] = {"span": round(span, 1), "seeds": len(rows),
-                      "busy_fraction": round(busy / (span * len(out["workers"])), 3) if span else 1.0,
-                      "idle_tail": round(float(np.mean([span - w["last_end"] for w in out["workers"].values()])), 1),
+    lanes = _most_at_once(rows)
+    out["overall"] = {"span": round(span, 1), "seeds": len(rows), "lanes": lanes,
+                      # of the span × the most seeds that ran at once: how much the workers were training
+                      "busy_fraction": round(busy / (span * lanes), 3) if span else 1.0,
+                      "idle": round(span * lanes - busy, 1),
                       **{p: round(sum(r[p] for r in rows), 1) for p in parts}}
     return out
+
+
+def _most_at_once(rows: list[dict]) -> int:
+    """The most seeds that were training at the same moment (the lanes a batch had)."""
+    events = sorted([(r["started"], 1) for r in rows] + [(r["ended"], -1) for r in rows])
+    most = running = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
 
 
 def profile_markdown(report: dict, *, title: str = "Profile") -> str:
@@ -75,8 +87,9 @@ def profile_markdown(report: dict, *, title: str = "Profile") -> str:
         lines += ["| notebook | wall s |", "|---|---:|"]
         lines += [f"| {n} | {s:.0f} |" for n, s in report["notebooks"].items()] + [""]
     if o:
-        lines += [f"{o['seeds']} seeds in {o['span']:.0f} s on {len(report['workers'])} worker(s): busy "
-                  f"{o['busy_fraction']:.0%}, idle tail {o['idle_tail']:.0f} s; seconds summed over seeds: training "
+        lines += [f"{o['seeds']} seeds in {o['span']:.0f} s, at most {o['lanes']} at once ({len(report['workers'])} "
+                  f"worker processes in all): the lanes trained {o['busy_fraction']:.0%} of the time (idle "
+                  f"{o['idle']:.0f} lane-seconds: start-up, notebook cells, tails); seconds summed over seeds: training "
                   f"steps {o['steps']:.0f} (of which tracing about {o['trace']:.0f}), validation "
                   f"{o['validation']:.0f}, build {o['build']:.0f}, test prediction {o['test_prediction']:.0f}.", "",
                   "| experiment | seeds | traces reused | wall s | steps s | tracing s | validation s | build s |",

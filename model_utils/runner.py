@@ -388,8 +388,8 @@ def _finish(run: RunResult, reused: Mapping[int, SeedResult], out: Path | None) 
 def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synthetic", *,
                    seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None, scheme: str = DEFAULT_SCHEME,
                    out: str | Path | None = None, overwrite: bool = False, verbose: int = 1, split_seed: int = 0,
-                   overrides=None, cv: str | None = None, command: str | None = None, workers: int = 1
-                   ) -> RunResult:
+                   overrides=None, cv: str | None = None, command: str | None = None, workers: int = 1,
+                   backend: str | None = None, address: str | None = None) -> RunResult:
     """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given.
 
     ``experiment``: a registered name or an :class:`Experiment`; ``overrides``: ``{"units": 32}`` or
@@ -402,10 +402,10 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
     exp = resolve_experiment(experiment, overrides)
     seeds = _seed_list(seeds, exp)
     out = Path(out) if out is not None else None
-    if workers > 1:
+    if workers > 1 or _backend(backend, address)[0] == "ray":
         return _run_all([exp], data, {exp.name: out}, scheme=scheme, workers=workers, progress=False, seeds=seeds,
                         epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
-                        command=command)[exp.name]
+                        command=command, backend=backend, address=address)[exp.name]
     plan = _plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
     _check_build(plan)
     reused = _prepare_out(out, plan, seeds, overwrite, verbose)
@@ -539,16 +539,18 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
 
 # ------------------------------------------------------------------------------------------------ scheduling
 
-# Seconds one seed of an experiment took on the synthetic data (2-core machine, one thread per worker, the profile
-# in the README's "Speed" section). Only the order of jobs depends on them, never a result: the longest
-# experiments start first, so no worker idles at the end while another finishes a long one. Unknown experiments
-# count as the median.
-SECONDS_PER_SEED = {}
+# Seconds one seed of the longest experiments took on the synthetic data (2-core machine, one TensorFlow thread per
+# worker; `make reproduce`'s reports/profile.md). Only the order of jobs depends on them, never a result: the
+# longest experiments start first, so no worker idles at the end while another finishes a long one. An experiment
+# not listed counts as DEFAULT_SECONDS_PER_SEED.
+SECONDS_PER_SEED = {"transformer-all": 169, "transformer-visual": 119, "multimodal-seed-tfaudio": 118,
+                    "multimodal-seed": 102, "timnet-all": 55, "timnet-text": 55, "timnet-audio": 55,
+                    "timnet-visual": 55}
+DEFAULT_SECONDS_PER_SEED = 30
 
 
 def _cost(name: str) -> float:
-    known = sorted(SECONDS_PER_SEED.values())
-    return SECONDS_PER_SEED.get(name.split("[")[0], known[len(known) // 2] if known else 1.0)
+    return SECONDS_PER_SEED.get(name.split("[")[0], DEFAULT_SECONDS_PER_SEED)
 
 
 def _schedule(jobs: Mapping[str, list[tuple]], lanes: list):

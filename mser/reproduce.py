@@ -7,6 +7,8 @@ beside the new one as ``reports.<when it was last written>/``.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 import time
@@ -49,7 +51,10 @@ def parameters(data: str, *, quick: bool, reports: Path) -> dict:
 
 
 def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Path = REPO / "reports",
-              notebooks: tuple[str, ...] = NOTEBOOKS, try_download: bool = True) -> Path:
+              notebooks: tuple[str, ...] = NOTEBOOKS, try_download: bool = True, ray: str | None = None) -> Path:
+    """Run ``notebooks`` headless into ``reports`` and collect their tables in ``results.md``; where the time went
+    goes to ``profile.md`` and ``profile.json``. ``ray``: a Ray address ('auto', host:port, or 'local'): the
+    notebooks' runs go to that cluster (``run_many(backend='ray')``, through ``MSER_RAY_ADDRESS``)."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -64,7 +69,10 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
     load_dataset(data, scheme=DEFAULT_SCHEME)  # a bad pickle fails here, in one line, before anything is moved
     _fresh_reports_dir(reports)
     params = parameters(data, quick=quick, reports=reports)
+    if ray:
+        os.environ["MSER_RAY_ADDRESS"] = ray  # the notebook kernels inherit it; run_many reads it
     started = time.perf_counter()
+    walls = {}
     for i, name in enumerate(notebooks, 1):
         _say(f"[{i}/{len(notebooks)}] running notebooks/{name}.ipynb "
              f"({'quick' if quick else 'full'} settings, data: {'SYNTHETIC' if data in PRESETS else data})")
@@ -75,10 +83,25 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
                                    log_output=False, stdout_file=_Progress(name))
         html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
         write_text(reports / f"{name}.html", html, overwrite=True)
-        _say(f"[{i}/{len(notebooks)}] {name} done in {time.perf_counter() - t0:.0f} s → reports/{name}.html")
+        walls[name] = round(time.perf_counter() - t0, 1)
+        _say(f"[{i}/{len(notebooks)}] {name} done in {walls[name]:.0f} s → reports/{name}.html")
+    write_profile(reports, walls, data=data)
     results = collect_results(reports, data=data, quick=quick, seconds=time.perf_counter() - started)
     _say(f"All done in {time.perf_counter() - started:.0f} s. Results: {results}")
     return results
+
+
+def write_profile(reports: Path, notebooks: dict[str, float], *, data: str) -> Path:
+    """reports/profile.json and profile.md: notebook wall times and where the runs' time went
+    (:mod:`model_utils.profiling`)."""
+    from model_utils.profiling import profile, profile_markdown
+
+    report = profile(reports / "runs", notebooks)
+    report["data"] = "synthetic" if data in PRESETS else data
+    write_text(reports / "profile.json", json.dumps(report, indent=2) + "\n", overwrite=True)
+    where = "SYNTHETIC data" if data in PRESETS else data
+    return write_text(reports / "profile.md", profile_markdown(report, title=f"Where the time went ({where})"),
+                      overwrite=True)
 
 
 def collect_results(reports: Path, *, data: str, quick: bool, seconds: float) -> Path:

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     run.add_argument("--workers", type=_positive, default=1,
                      help="train the seeds in this many processes, one TensorFlow thread each (same numbers)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--ray", metavar="ADDRESS",
+                     help="train the seeds on a Ray cluster: 'auto' (the cluster this machine belongs to), host:port, "
+                          "or 'local' (start one here); --workers lanes, default the cluster's CPUs (the ray extra)")
     run.set_defaults(func=_run)
 
     select = subparsers.add_parser(
@@ -143,7 +146,8 @@ def _run(args) -> int:
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
-                            command=shlex.join(["mser", *args.argv]), workers=args.workers)
+                            command=shlex.join(["mser", *args.argv]), workers=args.workers,
+                            backend="ray" if args.ray else None, address=args.ray)
     summary = result.summary()
     print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
                                            "train_seconds")}))

@@ -11,6 +11,8 @@ def register(subparsers) -> None:
                                   "downloadable, else synthetic)")
     p.add_argument("--reports", default=None, help="output directory (default reports/ in the repository)")
     p.add_argument("--no-download", action="store_true", help="do not try to download the real pickle")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the notebooks' experiments on a Ray cluster: 'auto', host:port, or 'local' (the ray extra)")
     p.set_defaults(func=_reproduce)
 
 
@@ -19,5 +21,5 @@ def _reproduce(args) -> int:
     from mser.reproduce import REPO, reproduce
 
     reproduce(quick=args.quick, data=args.data, reports=args.reports or REPO / "reports",
-              try_download=not args.no_download)
+              try_download=not args.no_download, ray=args.ray)
     return 0

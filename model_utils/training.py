@@ -362,8 +362,32 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
 
 def _fit_passes(model: keras.Model, batches: LengthBatches, epochs: int, callback: keras.callbacks.Callback) -> None:
     """``model.fit`` over ``epochs`` passes of ``batches``: one epoch is one pass of the endless stream."""
-    model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, callbacks=[callback],
-              shuffle=False, verbose=0)
+    import tensorflow as tf
+
+    try:
+        model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, callbacks=[callback],
+                  shuffle=False, verbose=0)
+    except tf.errors.UnimplementedError as error:
+        raise determinism_error(error) from error
+
+
+class DeterminismUnavailableError(ValueError):
+    """An op has no deterministic kernel on this device (TensorFlow's op determinism is on in every run)."""
+
+
+def determinism_error(error: Exception) -> Exception:
+    """TensorFlow's error for an op without a deterministic kernel, as a one-line :class:`DeterminismUnavailableError`
+    that names the op and the choices; any other error unchanged."""
+    message = str(getattr(error, "message", error))
+    if "determinis" not in message.lower():
+        return error
+    op = getattr(error, "op", None)
+    where = f"op {op.name!r} ({op.type})" if op is not None else "an op"
+    first = " ".join(message.split())[:300]
+    return DeterminismUnavailableError(
+        f"{where} has no deterministic kernel on this device, and every run keeps TensorFlow's op determinism on "
+        f"({first}). Choose: train on the CPU (CUDA_VISIBLE_DEVICES= …; the same numbers on every machine), or an "
+        f"architecture without that op")
 
 
 class _EpochTimer(keras.callbacks.Callback):

@@ -59,3 +59,30 @@ def test_the_scheduler_starts_the_longest_experiments_first_and_keeps_a_lane_on_
     lane_of_long = ran[0][0] if ran[0][1] == "long" else ran[1][0]
     long_seeds = [(lane, s) for lane, n, s in ran if n == "long"]
     assert [lane for lane, _ in long_seeds[:2]] == [lane_of_long] * 2  # seeds 0 and 1 on the lane that traced it
+
+
+def test_an_op_without_a_deterministic_kernel_is_named_with_the_choices():
+    import tensorflow as tf
+
+    from model_utils.training import DeterminismUnavailableError, determinism_error
+
+    error = tf.errors.UnimplementedError(None, None, "A deterministic GPU implementation of SparseSegmentMean is not "
+                                                     "currently available.")
+    mapped = determinism_error(error)
+    assert isinstance(mapped, DeterminismUnavailableError) and isinstance(mapped, ValueError)
+    assert "no deterministic kernel" in str(mapped) and "SparseSegmentMean" in str(mapped)
+    assert "CUDA_VISIBLE_DEVICES=" in str(mapped) and "\n" not in str(mapped)
+    other = tf.errors.UnimplementedError(None, None, "something else")
+    assert determinism_error(other) is other
+
+
+def test_the_profile_of_a_run_counts_its_seeds_and_reused_traces(monkeypatch, tmp_path):
+    from model_utils.profiling import profile, profile_markdown
+
+    monkeypatch.setattr(runner, "REUSE_TRACES", True)
+    runner.traced_models.cache_clear()
+    runner.run_experiment("cnn-text", "synthetic-small", seeds=[0, 1], epochs=2, verbose=0, out=tmp_path / "cnn-text")
+    report = profile(tmp_path)
+    assert report["experiments"]["cnn-text"]["seeds"] == 2 and report["experiments"]["cnn-text"]["reused_traces"] == 1
+    assert report["overall"]["lanes"] == 1 and 0 < report["overall"]["busy_fraction"] <= 1
+    assert "| cnn-text | 2 | 1 |" in profile_markdown(report)

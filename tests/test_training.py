@@ -268,21 +268,23 @@ def test_predict_zeroes_every_padding_row_as_its_docstring_says(ds, any_length):
     np.testing.assert_allclose(probs[ds.present].sum(-1), 1, atol=1e-5)
 
 
-def test_a_diverged_history_is_written_as_strict_json(ds, tmp_path):
-    """A training run whose loss becomes NaN (here: NaN weights) is recorded; result.json stays strict JSON, with
-    null for every value JSON cannot hold."""
+def test_a_diverged_run_stops_and_non_finite_values_are_written_as_strict_json(ds, tmp_path):
+    """A training run whose loss becomes NaN (here: NaN weights) stops with a clear error at the end of that epoch;
+    any non-finite value that is written (a history, a metric) is null in strict JSON."""
     import json
 
     from data_utils.fileio import write_json
+    from model_utils.training import TrainingDivergedError
 
     training.set_seed(0)
     text = keras.Input((None, ds.dims["text"]), name="text")
     nan = keras.layers.Dense(ds.num_classes, activation="softmax", kernel_initializer=keras.initializers.Constant(
         np.nan))(text)
-    result = fit(keras.Model([text], nan), ds.subset("train"), ds.subset("valid"), MODALITIES,
-                 dataclasses.replace(FAST, epochs=2), verbose=False)
-    assert np.isnan(result.history[0]["loss"]) and np.isnan(result.history[0]["val_loss"])
-    path = write_json(tmp_path / "result.json", {"history": result.history, "inf": -np.inf})
+    with pytest.raises(TrainingDivergedError, match="the training loss became nan in epoch 1: training diverged"):
+        fit(keras.Model([text], nan), ds.subset("train"), ds.subset("valid"), MODALITIES,
+            dataclasses.replace(FAST, epochs=2), verbose=False)
+    history = [{"epoch": 1, "loss": float("nan"), "val_loss": float("inf")}, {"epoch": 2, "loss": 1.0}]
+    path = write_json(tmp_path / "result.json", {"history": history, "inf": -np.inf})
 
     def refuse(constant):
         raise ValueError(f"not strict JSON: {constant}")

@@ -73,9 +73,9 @@ def _summary(args: argparse.Namespace) -> int:
 @handles_data_errors
 def _convert(args: argparse.Namespace) -> int:
     from data_utils.corpus import read_corpus, write_corpus
-    from data_utils.fileio import check_writable
+    from data_utils.fileio import check_output_path
 
-    check_writable(args.out, overwrite=args.force)
+    check_output_path(args.out, overwrite=args.force, option="--out")  # before the source is read
     corpus = read_corpus(args.source, label_names=args.label_names)
     path = write_corpus(corpus, args.out, overwrite=args.force)
     print(json.dumps({"written": str(path), "from": args.source, "label_names": list(corpus.label_names),

@@ -160,7 +160,7 @@ def _identify_layout(obj, source: str) -> tuple[str, dict, dict]:
     meld_shaped = n == 9 and all(isinstance(x, dict) for x in obj[:6]) and _is_ids(obj[6]) and _is_ids(obj[7]) \
         and isinstance(obj[8], dict)
     if meld_shaped:
-        ids, speakers, labels, text, audio, sentences, train, test, _ = obj
+        ids, speakers, labels, text, audio, sentences, train, test, _ = (_string_ids(x) for x in obj)
         named = {"videoIDs": ids, "videoSpeakers": _one_hot_speakers(speakers, source), "videoLabels": labels,
                  "videoText": text, "videoAudio": audio, "videoVisual": {}, "videoSentence": sentences,
                  "trainVid": train, "testVid": test}
@@ -177,6 +177,18 @@ def _identify_layout(obj, source: str) -> tuple[str, dict, dict]:
                 f"suite's extras dict, or another tool's, not read), or DialogueRNN's MELD 9-tuple "
                 f"({', '.join(meld)}); found a {type(obj).__name__} of {n} elements ({_kinds(obj)}). Convert the file "
                 f"to Poria's layout (README, 'Your data'), or write a transcripts CSV and use `mser features text`")
+
+
+def _string_ids(value):
+    """DialogueRNN's MELD file keys dialogues by integer: a dict's integer keys, or a split's integer ids, as
+    strings (``0`` -> ``'0'``); anything else as it is."""
+    def name(key):
+        return str(int(key)) if isinstance(key, (int, np.integer)) and not isinstance(key, bool) else key
+    if isinstance(value, dict):
+        return {name(k): v for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(name(v) for v in value) if not isinstance(value, tuple) else tuple(map(name, value))
+    return value
 
 
 def _is_extras(value, ids) -> bool:
@@ -262,7 +274,10 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
         label_names, where = tuple(label_names), "label_names"
     elif "label_names" in extras:
         label_names, where = extras["label_names"], "extras.label_names"
-        label_names = tuple(label_names) if isinstance(label_names, (list, tuple)) else (label_names,)
+        if not isinstance(label_names, (list, tuple)):
+            raise DataFormatError(source, f"must be a list of label names (id order), got a "
+                                          f"{type(label_names).__name__}", field=where)
+        label_names = tuple(label_names)
     else:
         label_names, where = LAYOUTS[layout].label_names, "label_names"
     if not label_names or not all(isinstance(n, str) for n in label_names) or len(set(label_names)) != len(label_names):
@@ -299,8 +314,14 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
 
     widths: dict[str, tuple[int, str]] = {}
     dialogues = {}
+    owner: dict[str, str] = {}
     for did in sorted(ids):
         dialogues[did] = _read_dialogue(source, did, named, present, label_names, widths)
+        for uid in dialogues[did].utterance_ids:
+            if owner.setdefault(uid, did) != did or dialogues[did].utterance_ids.count(uid) > 1:
+                raise DataFormatError(source, f"utterance id {uid!r} is not unique (also in dialogue "
+                                              f"{owner[uid]!r}); audio features are merged by utterance id",
+                                      dialogue=did, field="videoIDs")
 
     splits = {
         "train": _id_list(source, named["trainVid"], "trainVid"),
@@ -318,6 +339,9 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     if stray:
         raise DataFormatError(source, "validation dialogues must be part of trainVid", dialogue=stray[0],
                               field="extras.validVid")
+    if splits["valid"] and set(splits["valid"]) >= set(splits["train"]):
+        raise DataFormatError(source, f"lists all {len(splits['train'])} training dialogues, which leaves none to "
+                                      "train on; list a part of trainVid", field="extras.validVid")
     for split_field, split_ids in (("trainVid", splits["train"]), ("testVid", splits["test"])):
         unknown = sorted(set(split_ids) - set(ids))
         if unknown:
@@ -418,10 +442,15 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
         name = MODALITY_FIELD[m]
         rows = seq(name)
         try:
-            with np.errstate(all="ignore"):  # a value that does not fit is reported below, not as a numpy warning
+            with np.errstate(all="ignore"), warnings.catch_warnings():  # reported below, not as numpy warnings
+                warnings.simplefilter("error", np.exceptions.ComplexWarning)
                 arr = np.asarray(rows, dtype=np.float64) if not isinstance(rows, np.ndarray) else rows
+        except np.exceptions.ComplexWarning:
+            raise err("utterance features must be real numbers, got complex values", name) from None
         except (ValueError, TypeError, OverflowError) as e:
             raise err(f"utterance features must be numeric vectors of one width ({e})", name) from e
+        if arr.dtype.kind == "c":
+            raise err("utterance features must be real numbers, got complex values", name)
         if arr.dtype.kind not in "fiu" or arr.ndim != 2:
             raise err(f"utterance features must be numeric vectors of one width, got an array of shape "
                       f"{arr.shape} and dtype {arr.dtype}", name)

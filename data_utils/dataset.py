@@ -187,8 +187,10 @@ class ERCDataset:
 
 def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> ERCDataset:
     """Pad a validated corpus into arrays under ``scheme``."""
-    scheme = get_scheme(scheme, corpus.label_names)
     dialogues = list(corpus.dialogues.values())
+    used = {label for d in dialogues for label in d.labels}
+    # 'native': one class per label the corpus uses (a CSV of IEMOCAP names keeps IEMOCAP's ids, not its classes)
+    scheme = get_scheme(scheme, [n for n in corpus.label_names if n in used])
     n, t = len(dialogues), max(len(d) for d in dialogues)
     speaker_names = tuple(sorted({s for d in dialogues for s in d.speakers}))
     speaker_index = {s: i for i, s in enumerate(speaker_names)}

@@ -50,7 +50,7 @@ class LabelScheme:
             known = {n.casefold(): n for n in self.mapping if n}
             cased = [f"{u!r} (did you mean {known[u.casefold()]!r}?)" for u in unknown if u.casefold() in known]
             hint = ("; labels are case-sensitive: " + ", ".join(cased)) if cased else \
-                "; use scheme='native' to keep the corpus's own classes"
+                "; use the scheme 'native' (--scheme native) to keep the corpus's own classes"
             raise ValueError(
                 f"{where}labels {unknown} are not covered by label scheme {self.name!r} "
                 f"(it knows {sorted(n for n in self.mapping if n)}){hint}"

@@ -84,7 +84,7 @@ def read_transcripts(path) -> Corpus:
 def _read_rows(path: Path, source: str) -> list[_Row]:
     """The non-blank rows, each with the line it starts on."""
     text = _decode(path.read_bytes(), source)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     last_line = 0
     try:
         with _field_limit(MAX_FIELD_CHARS):
@@ -101,6 +101,9 @@ def _read_rows(path: Path, source: str) -> list[_Row]:
                 rows.append(_parse_row({name: values[i].strip() for name, i in columns.items()}, line, source))
     except csv.Error as e:
         line = last_line + 1  # the record that failed starts on the line after the last one read
+        if "unexpected end of data" in str(e):
+            raise TranscriptFormatError(source, "a quoted field that starts here is never closed (an unclosed quote "
+                                                "swallows the lines after it)", line=line) from None
         if "field larger than field limit" in str(e):
             raise TranscriptFormatError(source, f"a field is longer than {MAX_FIELD_CHARS:,} characters (an "
                                                 "unclosed quote swallows the lines after it)", line=line) from None

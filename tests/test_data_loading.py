@@ -189,7 +189,7 @@ def test_unknown_scheme_and_uncovered_labels(small_corpus):
     layout = list(corpus_to_tuple(small_corpus))
     layout[9]["label_names"] = ["joy", "anger", "calm", "sad", "x", "y"]
     corpus = corpus_from_bytes(pickle.dumps(tuple(layout)), source="own.pkl")
-    with pytest.raises(ValueError, match=r"not covered by label scheme 'merged4'.*scheme='native'"):
+    with pytest.raises(ValueError, match=r"not covered by label scheme 'merged4'.*--scheme native"):
         from_corpus(corpus)
     assert from_corpus(corpus, "native").class_names == ("joy", "anger", "calm", "sad", "x", "y")
 
@@ -396,3 +396,46 @@ def test_class_warnings_before_training(small_corpus, tmp_path):
                for m in class_warnings(load_dataset(str(path2), scheme="native")))
     cli = _cli("data", "summary", "--data", path, "--scheme", "original6")
     assert cli.returncode == 0 and cli.stderr.count("warning: ") == 2, cli.stderr
+
+
+# ------------------------------------------------------------------------------------------------- a new user's finds
+
+def test_dialoguernn_meld_with_integer_dialogue_ids_loads(small_corpus):
+    p = _poria9(small_corpus, labels=lambda i: i % 7)
+    ids, speakers, labels, text, audio, _, sentences, train, test = p
+    number = {d: i for i, d in enumerate(sorted(ids))}
+    renum = lambda dct: {number[d]: v for d, v in dct.items()}  # noqa: E731
+    one_hot = {d: [[1.0, 0.0] if i % 2 == 0 else [0.0, 1.0] for i, _ in enumerate(v)] for d, v in speakers.items()}
+    meld = (renum(ids), renum(one_hot), renum(labels), renum(text), renum(audio), renum(sentences),
+            [number[d] for d in train], [number[d] for d in test], renum({d: [0] * len(v) for d, v in ids.items()}))
+    corpus = corpus_from_bytes(pickle.dumps(meld), source="MELD_features_raw.pkl")
+    assert str(number[FIRST]) in corpus.dialogues and corpus.splits["test"] == tuple(
+        sorted(str(number[d]) for d in test))
+
+
+def test_complex_features_are_refused_not_silently_made_real(small_corpus):
+    layout = _poria9(small_corpus)
+    layout[3][FIRST] = [np.asarray(v, dtype=complex) for v in layout[3][FIRST]]
+    with pytest.raises(DataFormatError, match=rf"'{FIRST}': field videoText: utterance features must be real numbers"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="c.pkl")
+
+
+def test_a_validation_list_of_every_training_dialogue_is_refused(small_corpus):
+    layout = _poria9(small_corpus) + [{"validVid": list(_poria9(small_corpus)[7])}]
+    with pytest.raises(DataFormatError, match=r"field extras.validVid: lists all \d+ training dialogues, which leaves "
+                                              r"none to train on"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="v.pkl")
+
+
+def test_duplicate_utterance_ids_are_refused(small_corpus):
+    layout = _poria9(small_corpus)
+    other = sorted(layout[0])[1]
+    layout[0][other] = [layout[0][FIRST][0]] + layout[0][other][1:]
+    with pytest.raises(DataFormatError, match=r"field videoIDs: utterance id .* is not unique"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="u.pkl")
+
+
+def test_label_names_that_are_not_a_list_are_refused(small_corpus):
+    layout = _poria9(small_corpus) + [{"label_names": "abcdef"}]
+    with pytest.raises(DataFormatError, match=r"field extras.label_names: must be a list of label names"):
+        corpus_from_bytes(pickle.dumps(tuple(layout)), source="l.pkl")

@@ -290,3 +290,23 @@ def test_a_session_column_gives_each_dialogue_its_session(tmp_path):
     err = error_of(tmp_path, with_cell(rows, 1, "session", "S9", header), header)
     assert err.line == 3 and err.dialogue == "d1" and err.field == "session"
     assert "the dialogue is in more than one session: 'S9' here, 'S1' on line 2" in str(err)
+
+
+def test_native_classes_are_the_labels_a_csv_uses_even_when_they_are_iemocap_names(tmp_path):
+    from data_utils.dataset import from_corpus
+
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", ROWS))  # hap, sad, neu, ang, exc, fru all used
+    used = [r for r in ROWS if r[3] not in ("exc", "fru")] + [["d4", "0", "B", "hap", "test", "We won."]]
+    used = [r for r in used if not (r[0] == "d4" and r[5] == "We won the prize!")]
+    ds = from_corpus(read_transcripts(write_csv(tmp_path / "u.csv", [r for r in used if r[0] != "d3"])), "native")
+    assert ds.class_names == ("hap", "sad", "neu", "ang")  # not exc and fru, which no row uses
+    assert from_corpus(corpus, "native").class_names == IEMOCAP6
+
+
+def test_an_unclosed_quote_that_runs_to_the_end_of_the_file_names_its_line(tmp_path):
+    path = tmp_path / "t.csv"
+    lines = [",".join(HEADER)] + [",".join(r) for r in ROWS[:3]] + ['d2,0,B,ang,train,"You are late'] + \
+        [",".join(r) for r in ROWS[4:]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"t\.csv: line 5: a quoted field that starts here is never closed"):
+        read_transcripts(path)

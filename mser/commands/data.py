@@ -26,7 +26,7 @@ def label_names_arg(text: str) -> tuple[str, ...]:
 
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="describe, download or generate datasets")
-    sub = data.add_subparsers(dest="data_command", required=True, metavar="{summary,download,synthetic}")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="{summary,convert,download,synthetic}")
 
     summary = sub.add_parser("summary", help="print a JSON summary of a dataset")
     summary.add_argument("--data", default="synthetic", help=DATA_HELP)

@@ -59,7 +59,7 @@ def profile(runs_root: str | Path, notebooks: dict[str, float] | None = None) ->
                                     "first_start": round(min(r["started"] for r in mine) - start, 1),
                                     "last_end": round(max(r["ended"] for r in mine) - start, 1)}
     span = end - start
-    busy = sum(w["busy"] for w in out["workers"].values())
+    busy = sum(r["wall"] for r in rows)  # unrounded: the workers' rounded totals can add up past the span
     lanes = _most_at_once(rows)
     out["overall"] = {"span": round(span, 1), "seeds": len(rows), "lanes": lanes,
                       # of the span × the most seeds that ran at once: how much the workers were training

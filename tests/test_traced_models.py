@@ -86,3 +86,17 @@ def test_the_profile_of_a_run_counts_its_seeds_and_reused_traces(monkeypatch, tm
     assert report["experiments"]["cnn-text"]["seeds"] == 2 and report["experiments"]["cnn-text"]["reused_traces"] == 1
     assert report["overall"]["lanes"] == 1 and 0 < report["overall"]["busy_fraction"] <= 1
     assert "| cnn-text | 2 | 1 |" in profile_markdown(report)
+
+
+def test_the_busy_fraction_never_passes_one_when_seeds_fill_the_span(monkeypatch):
+    """Two back-to-back seeds of 0.26 s fill a 0.52 s span: the workers' totals rounded to 0.1 s would say 0.6 s."""
+    from model_utils import profiling
+
+    def seed(n, started):
+        return {"experiment": "x", "seed": n, "pid": 1, "started": started, "ended": started + 0.26, "wall": 0.26,
+                "build": 0.0, "steps": 0.2, "trace": 0.0, "validation": 0.0, "test_prediction": 0.0, "epochs": 1,
+                "reused_trace": False}
+
+    monkeypatch.setattr(profiling, "seed_timings", lambda root: [seed(0, 100.0), seed(1, 100.26)])
+    overall = profiling.profile("unused")["overall"]
+    assert overall["lanes"] == 1 and overall["busy_fraction"] == 1.0 and overall["idle"] == 0.0

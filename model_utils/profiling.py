@@ -1,7 +1,8 @@
 """Where the time of a batch of runs went: per experiment and seed, and how busy each worker process was.
 
 Reads the timing every seed records in its provenance (``runner._train_seed``: build, training steps, the first
-epoch's steps, validation, test prediction, start and end, process id, whether the traced model was reused) from
+epoch's steps, validation, test prediction, clear_session, the rest of ``fit`` (epoch bookkeeping, keeping the best
+epochs' weights), saving the model, start and end, process id, whether the traced model was reused) from
 the run directories under a root (``reports/runs`` after ``make reproduce``). ``mser reproduce`` writes the result
 to ``reports/profile.json`` and ``reports/profile.md``.
 
@@ -16,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .results import SEED_RESULT, SUMMARY
+
+
+_MEASURED = ("build", "steps", "validation", "test_prediction", "clear_session", "fit_other", "save")
 
 
 def seed_timings(runs_root: str | Path) -> list[dict]:
@@ -35,7 +39,11 @@ def seed_timings(runs_root: str | Path) -> list[dict]:
                          "wall": timing["ended"] - timing["started"], "build": timing["build"],
                          "steps": timing["steps"], "trace": max(0.0, timing["first_epoch_steps"] - later),
                          "validation": timing["validation"], "test_prediction": timing["test_prediction"],
+                         # recorded since 2026-11-30; older runs count them as unaccounted
+                         **{k: timing.get(k, 0.0) for k in ("clear_session", "fit_other", "save")},
                          "epochs": epochs, "reused_trace": bool(timing["reused_trace"])})
+            row = rows[-1]
+            row["unaccounted"] = max(0.0, row["wall"] - sum(row[k] for k in _MEASURED))
     return rows
 
 
@@ -47,7 +55,7 @@ def profile(runs_root: str | Path, notebooks: dict[str, float] | None = None) ->
     out: dict = {"notebooks": notebooks or {}, "experiments": {}, "workers": {}, "overall": {}}
     if not rows:
         return out
-    parts = ("wall", "build", "trace", "steps", "validation", "test_prediction")
+    parts = ("wall", "trace") + _MEASURED + ("unaccounted",)
     for name in sorted({r["experiment"] for r in rows}):
         mine = [r for r in rows if r["experiment"] == name]
         out["experiments"][name] = {"seeds": len(mine), "reused_traces": sum(r["reused_trace"] for r in mine),
@@ -91,7 +99,9 @@ def profile_markdown(report: dict, *, title: str = "Profile") -> str:
                   f"worker processes in all): the lanes trained {o['busy_fraction']:.0%} of the time (idle "
                   f"{o['idle']:.0f} lane-seconds: start-up, notebook cells, tails); seconds summed over seeds: training "
                   f"steps {o['steps']:.0f} (of which tracing about {o['trace']:.0f}), validation "
-                  f"{o['validation']:.0f}, build {o['build']:.0f}, test prediction {o['test_prediction']:.0f}.", "",
+                  f"{o['validation']:.0f}, build {o['build']:.0f}, test prediction {o['test_prediction']:.0f}, saving models "
+                  f"{o['save']:.0f}, clear_session {o['clear_session']:.0f}, the rest of fit {o['fit_other']:.0f}, "
+                  f"not accounted for {o['unaccounted']:.0f}.", "",
                   "| experiment | seeds | traces reused | wall s | steps s | tracing s | validation s | build s |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         by_wall = sorted(report["experiments"].items(), key=lambda kv: -kv[1]["wall"])

@@ -194,10 +194,13 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     row = {d: i for i, d in enumerate(scored.dialogue_ids)}
     folds, fitted = [], None
     timing = {"started": time.time(), "pid": os.getpid(), "build": 0.0, "steps": 0.0, "first_epoch_steps": 0.0,
-              "validation": 0.0, "test_prediction": 0.0, "epochs": 0, "reused_trace": False}
+              "validation": 0.0, "test_prediction": 0.0, "epochs": 0, "reused_trace": False,
+              "clear_session": 0.0, "fit_other": 0.0, "save": 0.0}
     for session, (train, valid, test) in plan.folds:
+        clock = time.perf_counter()
         keras.backend.clear_session()  # free the previous model's graph: many runs share one process
         training.set_seed(seed)
+        timing["clear_session"] += time.perf_counter() - clock
         clock = time.perf_counter()
         if REUSE_TRACES:
             reused = traced_models().reused
@@ -212,12 +215,15 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
         timing["first_epoch_steps"] += fitted.step_seconds[0] if fitted.step_seconds else 0.0
         timing["validation"] += sum(fitted.validation_seconds)
         timing["epochs"] += fitted.epochs_run
+        timing["fit_other"] += fitted.seconds - sum(fitted.step_seconds) - sum(fitted.validation_seconds)
         clock = time.perf_counter()
         probs = training.predict(model, test, exp.modalities)
         timing["test_prediction"] += time.perf_counter() - clock
         probabilities[[row[d] for d in test.dialogue_ids]] = probs
         if staging is not None:
+            clock = time.perf_counter()
             model.save(staging / (f"fold_{session}.keras" if session else "model.keras"))
+            timing["save"] += time.perf_counter() - clock
         if session:
             pred = np.where(test.mask, probs.argmax(-1), -1)
             folds.append(FoldResult(session, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds,

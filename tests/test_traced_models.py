@@ -86,6 +86,10 @@ def test_the_profile_of_a_run_counts_its_seeds_and_reused_traces(monkeypatch, tm
     assert report["experiments"]["cnn-text"]["seeds"] == 2 and report["experiments"]["cnn-text"]["reused_traces"] == 1
     assert report["overall"]["lanes"] == 1 and 0 < report["overall"]["busy_fraction"] <= 1
     assert "| cnn-text | 2 | 1 |" in profile_markdown(report)
+    cnn = report["experiments"]["cnn-text"]
+    measured = sum(cnn[k] for k in ("build", "steps", "validation", "test_prediction", "clear_session", "fit_other",
+                                    "save", "unaccounted"))
+    assert cnn["save"] > 0 and measured == pytest.approx(cnn["wall"], abs=0.5)  # every second of a seed is placed
 
 
 def test_the_busy_fraction_never_passes_one_when_seeds_fill_the_span(monkeypatch):
@@ -95,7 +99,7 @@ def test_the_busy_fraction_never_passes_one_when_seeds_fill_the_span(monkeypatch
     def seed(n, started):
         return {"experiment": "x", "seed": n, "pid": 1, "started": started, "ended": started + 0.26, "wall": 0.26,
                 "build": 0.0, "steps": 0.2, "trace": 0.0, "validation": 0.0, "test_prediction": 0.0, "epochs": 1,
-                "reused_trace": False}
+                "reused_trace": False, "clear_session": 0.0, "fit_other": 0.0, "save": 0.0, "unaccounted": 0.06}
 
     monkeypatch.setattr(profiling, "seed_timings", lambda root: [seed(0, 100.0), seed(1, 100.26)])
     overall = profiling.profile("unused")["overall"]

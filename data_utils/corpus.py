@@ -448,7 +448,8 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
         except np.exceptions.ComplexWarning:
             raise err("utterance features must be real numbers, got complex values", name) from None
         except (ValueError, TypeError, OverflowError) as e:
-            raise err(f"utterance features must be numeric vectors of one width ({e})", name) from e
+            raise err(f"utterance features must be numeric vectors of one width ({_first_bad_row(rows, utt_ids, e)})",
+                      name) from None
         if arr.dtype.kind == "c":
             raise err("utterance features must be real numbers, got complex values", name)
         if arr.dtype.kind not in "fiu" or arr.ndim != 2:
@@ -472,6 +473,36 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
                       name)
     return Dialogue(id=did, utterance_ids=tuple(str(u) for u in utt_ids), speakers=speakers, labels=tuple(labels),
                     sentences=tuple(sentences), features=features)
+
+
+def _first_bad_row(rows, utt_ids, error: Exception) -> str:
+    """Which utterance of ``rows`` (a dialogue's feature rows) numpy could not read as one numeric matrix, in words;
+    numpy's own message, shortened, where no single row is to blame."""
+    try:
+        rows = list(rows)
+    except TypeError:
+        return f"got {type(rows).__name__}"
+    first = None
+    for i, row in enumerate(rows):
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                vector = np.asarray(row, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            return f"utterance {i} ({_utt(utt_ids, i)}) is a {type(row).__name__}, not a vector of numbers"
+        if vector.ndim == 0:
+            return f"utterance {i} ({_utt(utt_ids, i)}) is a single {type(row).__name__}, not a vector"
+        if vector.ndim != 1:
+            return f"utterance {i} ({_utt(utt_ids, i)}) is an array of shape {vector.shape}, not a vector"
+        if first is None:
+            first = len(vector)
+        elif len(vector) != first:
+            return f"utterance {i} ({_utt(utt_ids, i)}) has {len(vector)} values, utterance 0 has {first}"
+    return _short(error, 160)
+
+
+def _utt(utt_ids, i: int) -> str:
+    return str(utt_ids[i]) if i < len(utt_ids) else "no id: the dialogue lists fewer utterances"
 
 
 def _check_splits(source, ids, splits):

@@ -137,7 +137,12 @@ class ERCDataset:
         return {c: int(n) for c, n in zip(self.class_names, counts)}
 
     def summary(self) -> dict:
-        """A JSON-ready description: sizes per split, class counts per split, widths, and provenance."""
+        """A JSON-ready description: sizes per split, class counts per split, widths, and provenance.
+
+        ``splits`` are the file's splits ('train' is its whole training list, as the field counts IEMOCAP's 120);
+        ``splits.train.held_out_for_validation`` says how many of them every experiment holds out for validation,
+        and ``validation_held_out`` names them."""
+        held = self.validation_held_out()
         per_split = {}
         for split in SPLITS:
             ids = self.splits.get(split, ())
@@ -150,6 +155,8 @@ class ERCDataset:
                 "scored_utterances": int(sub.mask.sum()),
                 "class_counts": sub.class_counts(),
             }
+            if split == "train":
+                per_split[split]["held_out_for_validation"] = held["dialogues"]
         return {
             "source": self.source,
             "synthetic": self.synthetic,
@@ -162,7 +169,7 @@ class ERCDataset:
             "most_parties_in_a_dialogue": self.num_parties,
             "sessions": list(self.session_ids()),
             "standardized": self.standardized,
-            "validation_held_out": self.validation_held_out(),
+            "validation_held_out": held,
             "warnings": class_warnings(self),
         }
 

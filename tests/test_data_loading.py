@@ -365,6 +365,7 @@ def test_data_summary_shows_the_validation_split_every_experiment_holds_out(smal
     held = ds.summary()["validation_held_out"]
     _, valid, _ = prepare_data("text-bilstm", ds)
     assert held["ids"] == list(valid.dialogue_ids) and held["dialogues"] == len(valid) > 0
+    assert ds.summary()["splits"]["train"]["held_out_for_validation"] == len(valid)  # train counts them: say so
     assert held["utterances"] == int(valid.present.sum()) and held["rule"].startswith("drawn from the training")
     layout = list(corpus_to_tuple(small_corpus))
     layout[9]["validVid"] = [FIRST]

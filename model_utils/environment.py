@@ -2,8 +2,9 @@
 and the optional extras installed. ``mser env`` prints it; run provenance records the device part.
 
 Determinism: :func:`model_utils.training.set_seed` seeds Python, numpy and the backend and turns on TensorFlow's op
-determinism, so the same seed gives the same numbers on the same device and build. oneDNN is pinned on (by
-``import model_utils``), so CPU numbers never depend on the caller's shell.
+determinism, so the same seed gives the same numbers on the same device and build. oneDNN is pinned on and
+TensorFlow to one thread per process (by ``import model_utils``, the threads unless the caller set them), so CPU
+numbers never depend on the caller's shell or on whether a run trains in a notebook kernel or a worker process.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from importlib import metadata
 
 # Optional extras: the package that shows the extra is installed, by extra name (pyproject's optional-dependencies).
 EXTRAS = {"text": "sentence-transformers", "audio": "opensmile", "ray": "ray"}
-SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
+SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL",
+            "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
 
 
 def _version(package: str) -> str:

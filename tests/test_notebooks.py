@@ -130,6 +130,21 @@ def test_reproduce_quick_end_to_end(reproduced):
 
 
 @pytest.mark.slow
+def test_quick_trains_in_the_kernels_two_notebooks_at_a_time(reproduced):
+    import json
+
+    from mser.reproduce import parameters
+
+    reports, _, log = reproduced
+    assert parameters("synthetic", quick=True, reports=reports)["WORKERS"] == 1
+    assert "WORKERS" not in parameters("synthetic", quick=False, reports=reports)  # full: the notebooks' pools
+    profile = json.loads((reports / "profile.json").read_text())
+    assert set(profile["notebooks"]) == set(MAIN) and len(profile["workers"]) == len(MAIN)  # one kernel each
+    assert profile["overall"]["lanes"] == 2  # two kernels trained at the same time
+    assert log.index("[3/3] running") < log.index("[2/3] running")  # the longest notebook starts first
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MAIN)
 def test_notebook_ran_cleanly_under_reproduce(reproduced, name):
     reports, _, log = reproduced

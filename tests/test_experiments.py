@@ -422,6 +422,7 @@ def test_bench_reports_the_median_epoch_of_the_training_split():
     assert result["utterances_per_second"] == pytest.approx(
         result["train_utterances"] / result["seconds_per_epoch"], rel=1e-2)
     assert result["peak_rss_mb"] > 0 and result["parameters"] > 0
+    assert result["tensorflow_threads"] == {"intra_op": 1, "inter_op": 1}  # what every run trains with
 
 
 def test_bench_compare_alternates_and_keeps_the_median_run(monkeypatch):

@@ -25,7 +25,7 @@ def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, e
     """Measure ``name`` in this process."""
     from . import training
     from .architectures import build_for
-    from .runner import _threads
+    from .environment import tensorflow_threads
     from .experiments import get_experiment
     from .runner import prepare_data
 
@@ -50,7 +50,7 @@ def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, e
         "parameters": int(model.count_params()),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_count": os.cpu_count(),
-        "tensorflow_threads": _threads(),  # one per process unless set (model_utils/__init__.py)
+        "tensorflow_threads": tensorflow_threads(),  # one per process unless set (model_utils/__init__.py)
         "machine": platform.machine(),
     }
 

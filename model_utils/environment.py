@@ -37,6 +37,19 @@ def compute_device() -> str:
     return "GPU" if any(d.startswith("GPU") for d in devices()) else "CPU"
 
 
+def tensorflow_threads() -> dict:
+    """The TensorFlow thread pools this process trains with: set through ``tf.config.threading`` (worker
+    processes), else ``TF_NUM_INTRAOP_THREADS``/``TF_NUM_INTEROP_THREADS`` (1 from ``import model_utils``), else
+    TensorFlow's default. Results can depend on them (``runner.run_many``). Imports TensorFlow."""
+    import tensorflow as tf
+
+    def chosen(api: int, variable: str) -> int | str:
+        return api or int(os.environ.get(variable, "0")) or "TensorFlow's default (one per core)"
+
+    return {"intra_op": chosen(tf.config.threading.get_intra_op_parallelism_threads(), "TF_NUM_INTRAOP_THREADS"),
+            "inter_op": chosen(tf.config.threading.get_inter_op_parallelism_threads(), "TF_NUM_INTEROP_THREADS")}
+
+
 def environment_report() -> dict:
     """A JSON-ready description of this environment (imports TensorFlow, about 5 s)."""
     return {

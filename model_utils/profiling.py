@@ -34,16 +34,16 @@ def seed_timings(runs_root: str | Path) -> list[dict]:
                 continue
             epochs = max(1, int(timing["epochs"]))
             later = (timing["steps"] - timing["first_epoch_steps"]) / (epochs - 1) if epochs > 1 else 0.0
-            rows.append({"experiment": name, "seed": record["seed"], "pid": timing["pid"],
-                         "started": timing["started"], "ended": timing["ended"],
-                         "wall": timing["ended"] - timing["started"], "build": timing["build"],
-                         "steps": timing["steps"], "trace": max(0.0, timing["first_epoch_steps"] - later),
-                         "validation": timing["validation"], "test_prediction": timing["test_prediction"],
-                         # recorded since 2026-11-30; older runs count them as unaccounted
-                         **{k: timing.get(k, 0.0) for k in ("clear_session", "fit_other", "save")},
-                         "epochs": epochs, "reused_trace": bool(timing["reused_trace"])})
-            row = rows[-1]
+            row = {"experiment": name, "seed": record["seed"], "pid": timing["pid"],
+                   "started": timing["started"], "ended": timing["ended"],
+                   "wall": timing["ended"] - timing["started"], "build": timing["build"],
+                   "steps": timing["steps"], "trace": max(0.0, timing["first_epoch_steps"] - later),
+                   "validation": timing["validation"], "test_prediction": timing["test_prediction"],
+                   # recorded since 2026-11-30; older runs count them as unaccounted
+                   **{k: timing.get(k, 0.0) for k in ("clear_session", "fit_other", "save")},
+                   "epochs": epochs, "reused_trace": bool(timing["reused_trace"])}
             row["unaccounted"] = max(0.0, row["wall"] - sum(row[k] for k in _MEASURED))
+            rows.append(row)
     return rows
 
 
@@ -99,9 +99,9 @@ def profile_markdown(report: dict, *, title: str = "Profile") -> str:
                   f"worker processes in all): the lanes trained {o['busy_fraction']:.0%} of the time (idle "
                   f"{o['idle']:.0f} lane-seconds: start-up, notebook cells, tails); seconds summed over seeds: training "
                   f"steps {o['steps']:.0f} (of which tracing about {o['trace']:.0f}), validation "
-                  f"{o['validation']:.0f}, build {o['build']:.0f}, test prediction {o['test_prediction']:.0f}, saving models "
-                  f"{o['save']:.0f}, clear_session {o['clear_session']:.0f}, the rest of fit {o['fit_other']:.0f}, "
-                  f"not accounted for {o['unaccounted']:.0f}.", "",
+                  f"{o['validation']:.0f}, build {o['build']:.0f}, test prediction {o['test_prediction']:.0f}, "
+                  f"saving models {o['save']:.0f}, clear_session {o['clear_session']:.0f}, the rest of fit "
+                  f"{o['fit_other']:.0f}, not accounted for {o['unaccounted']:.0f}.", "",
                   "| experiment | seeds | traces reused | wall s | steps s | tracing s | validation s | build s |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         by_wall = sorted(report["experiments"].items(), key=lambda kv: -kv[1]["wall"])

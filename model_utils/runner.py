@@ -234,12 +234,12 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
     probabilities *= scored.mask[..., None]
     pred = np.where(scored.mask, probabilities.argmax(-1), -1)
     scores = metrics.evaluate(scored.labels, pred, scored.mask, scored.class_names)
-    from .environment import compute_device
+    from .environment import compute_device, tensorflow_threads
 
     timing["ended"] = time.time()
     timing = {k: round(v, 3) if isinstance(v, float) else v for k, v in timing.items()}
     trained = {**{k: v for k, v in provenance().items() if k in ("git_commit", "started")},
-               "device": compute_device(), "tensorflow_threads": _threads(), "timing": timing}
+               "device": compute_device(), "tensorflow_threads": tensorflow_threads(), "timing": timing}
     if folds:
         result = SeedResult(seed, scores, [], 0, sum(f.epochs_run for f in folds), sum(f.seconds for f in folds),
                             pred, probabilities,
@@ -465,9 +465,10 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
 
     ``workers`` > 1 runs (experiment, seed) jobs in that many processes, each with one TensorFlow thread. Results
     are the same as with ``workers=1``, because this process trains with one thread too (``import model_utils``
-    sets it: with more threads, oneDNN's convolutions give other last digits; the tests check it), and two workers on two cores train about 1.8 times as many models per hour. An architecture defined in a
-    notebook or a function is shipped to the workers by value (cloudpickle); if that is impossible, everything
-    runs in this process, with a note on stderr. From a script, call it under ``if __name__ == "__main__":``
+    sets it: with more threads, oneDNN's convolutions give other last digits; the tests check it), and two workers
+    on two cores train about 1.8 times as many models per hour. An architecture defined in a notebook or a function
+    is shipped to the workers by value (cloudpickle); if that is impossible, everything runs in this process, with a
+    note on stderr. From a script, call it under ``if __name__ == "__main__":``
     (workers are spawned, as Python's multiprocessing requires). ``progress`` prints a line to stdout as each
     experiment finishes (``make reproduce`` relays these lines).
 
@@ -705,17 +706,6 @@ def _job(payload: bytes | None, experiment: Experiment, data: ERCDataset, seed: 
         if name not in ARCHITECTURES:
             register_architecture(name, modalities=modalities, speaker=speaker)(builder)
     return run_seed(experiment, data, seed, out=out, **options)
-
-
-def _threads() -> dict:
-    """The TensorFlow thread pools this process trains with (results can depend on them: see ``run_many``)."""
-    import tensorflow as tf
-
-    def chosen(api: int, variable: str) -> int | str:
-        return api or int(os.environ.get(variable, "0")) or "TensorFlow's default (one per core)"
-
-    return {"intra_op": chosen(tf.config.threading.get_intra_op_parallelism_threads(), "TF_NUM_INTRAOP_THREADS"),
-            "inter_op": chosen(tf.config.threading.get_inter_op_parallelism_threads(), "TF_NUM_INTEROP_THREADS")}
 
 
 def _one_thread() -> None:

@@ -96,7 +96,7 @@ def reproduced(tmp_path_factory):
     parameters = r.parameters
 
     def tiny(data, **kwargs):
-        return {**parameters(data, **kwargs), "SEEDS": 1, "EPOCHS": 2, "WORKERS": 1}
+        return {**parameters(data, **kwargs), "SEEDS": 1, "EPOCHS": 2}
 
     import contextlib
     import io

@@ -622,6 +622,13 @@ def _backend(backend: str | None, address: str | None) -> tuple[str, str | None]
     return backend, address
 
 
+def default_workers(jobs: int) -> int:
+    """Worker processes for ``jobs`` (experiment, seed) jobs when the user did not choose: one per core, never more
+    than there are jobs. Each trains with one TensorFlow thread, so the numbers are those of ``workers=1``; one job
+    runs in this process (no start-up cost)."""
+    return max(1, min(int(jobs), os.cpu_count() or 1))
+
+
 def _local_lanes(workers: int) -> list:
     """``workers`` single-process pools (spawned: never fork a TensorFlow process), one TensorFlow thread each."""
     import multiprocessing

@@ -242,7 +242,7 @@ def test_mser_run_with_overrides_records_them_and_refuses_unknown_keys_before_tr
 def test_an_interrupted_run_resumes_with_the_missing_seeds_only(tmp_path, capsys):
     """Kill a 2-seed `mser run` once seed 0 is written; the same command then trains seed 1 only, and its summary
     equals an uninterrupted run's."""
-    args = ["run", "text-bilstm", "--data", SMALL, "--seeds", "2", "--epochs", "2"]
+    args = ["run", "text-bilstm", "--data", SMALL, "--seeds", "2", "--epochs", "2", "--workers", "1"]  # in turn
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "mser.cli", *args, "--out", str(killed)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -423,6 +423,33 @@ def test_bench_reports_the_median_epoch_of_the_training_split():
         result["train_utterances"] / result["seconds_per_epoch"], rel=1e-2)
     assert result["peak_rss_mb"] > 0 and result["parameters"] > 0
     assert result["tensorflow_threads"] == {"intra_op": 1, "inter_op": 1}  # what every run trains with
+
+
+@pytest.mark.parametrize("argv, cpus, expected", [
+    (["run", "text-bilstm", "--seeds", "5"], 2, 2),  # one process per core
+    (["run", "text-bilstm", "--seeds", "1"], 2, 1),  # one seed: in this process, no start-up cost
+    (["run", "text-bilstm", "--seed-list", "3,4,5"], 8, 3),  # never more than one per seed
+    (["run", "text-bilstm", "--seeds", "5", "--workers", "1"], 2, 1),  # the user's choice stands
+    (["select", "text-bilstm", "cnn-text", "--data", SMALL, "--seeds", "1"], 4, 2),  # candidates × seeds
+])
+def test_cli_trains_on_every_core_unless_told(argv, cpus, expected, monkeypatch, tmp_path):
+    """Every process trains with one TensorFlow thread, so a default of one worker would leave cores idle."""
+    from mser.cli import main
+    from model_utils import runner, selection
+
+    class Seen(Exception):
+        pass
+
+    def record(*args, workers, **kwargs):
+        raise Seen(workers)
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(runner, "run_experiment", record)
+    monkeypatch.setattr(selection, "select", record)
+    data = [] if argv[0] == "select" else ["--data", SMALL]
+    with pytest.raises(Seen) as seen:
+        main([*argv, *data, "--out", str(tmp_path / "out")])
+    assert seen.value.args == (expected,)
 
 
 def test_bench_compare_alternates_and_keeps_the_median_run(monkeypatch):

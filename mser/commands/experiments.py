@@ -42,8 +42,9 @@ def register(subparsers) -> None:
     run.add_argument("--out", type=Path, help="run directory (default runs/NAME, with overrides and --cv marked)")
     run.add_argument("--force", action="store_true",
                      help="retrain the requested seeds even if complete, and replace a run of another configuration")
-    run.add_argument("--workers", type=_positive, default=1,
-                     help="train the seeds in this many processes, one TensorFlow thread each (same numbers)")
+    run.add_argument("--workers", type=_positive,
+                     help="train the seeds in this many processes, one TensorFlow thread each (same numbers; "
+                          "default: one per core, at most one per seed)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--ray", metavar="ADDRESS",
                      help="train the seeds on a Ray cluster: 'auto' (the cluster this machine belongs to), host:port, "
@@ -66,7 +67,8 @@ def register(subparsers) -> None:
     select.add_argument("--metric", default="macro_f1", choices=METRICS)
     select.add_argument("--no-test", dest="test", action="store_false",
                         help="only cross-validate (do not score the candidates on the test split)")
-    select.add_argument("--workers", type=_positive, default=1, help="processes training side by side")
+    select.add_argument("--workers", type=_positive,
+                        help="processes training side by side (default: one per core)")
     select.add_argument("--out", type=Path, default=Path("runs/select"), help="where the runs go (resumable)")
     select.set_defaults(func=_select)
 
@@ -136,7 +138,7 @@ def _run(args) -> int:
     import shlex
 
     from data_utils.fileio import check_output_path, to_json
-    from model_utils.runner import resolve_experiment, run_dir_name, run_experiment
+    from model_utils.runner import default_workers, resolve_experiment, run_dir_name, run_experiment
 
     if args.epochs and any(o.strip().startswith("train.epochs=") for o in args.overrides):
         raise ValueError("give the epoch cap once: --epochs N or --set train.epochs=N, not both")
@@ -144,9 +146,11 @@ def _run(args) -> int:
     out = check_output_path(args.out or Path("runs") / run_dir_name(experiment, args.cv), directory=True,
                             option="--out")  # before the data is read or anything trained
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
+    # on Ray, 1 means "as many lanes as the cluster has CPUs" (runner._ray_lanes)
+    workers = args.workers or (1 if args.ray else default_workers(len(seeds)))
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
-                            command=shlex.join(["mser", *args.argv]), workers=args.workers,
+                            command=shlex.join(["mser", *args.argv]), workers=workers,
                             backend="ray" if args.ray else None, address=args.ray)
     summary = result.summary()
     print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
@@ -160,14 +164,15 @@ def _select(args) -> int:
     from data_utils.fileio import check_output_path, write_text
     from model_utils import selection
     from model_utils.experiments import get_experiment
-    from model_utils.runner import resolve_experiment
+    from model_utils.runner import default_workers, resolve_experiment
 
     for name in args.experiments:
         resolve_experiment(get_experiment(name), args.overrides)  # typos fail before any training
     check_output_path(args.out, directory=True, option="--out")
-    table = selection.select(selection.candidates(args.data, args.experiments, args.overrides), out=args.out,
-                             seeds=range(args.seeds), metric=args.metric, scheme=args.scheme, epochs=args.epochs,
-                             test=args.test, workers=args.workers)
+    candidates = selection.candidates(args.data, args.experiments, args.overrides)
+    table = selection.select(candidates, out=args.out, seeds=range(args.seeds), metric=args.metric,
+                             scheme=args.scheme, epochs=args.epochs, test=args.test,
+                             workers=args.workers or default_workers(len(candidates) * args.seeds))
     markdown = selection.to_markdown(table, args.metric)
     print(markdown, end="")
     write_text(args.out / "selection.md", markdown, overwrite=True)

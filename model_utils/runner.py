@@ -546,13 +546,21 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
 
 # ------------------------------------------------------------------------------------------------ scheduling
 
-# Seconds one seed of the longest experiments took on the synthetic data (2-core machine, one TensorFlow thread per
-# worker; `make reproduce`'s reports/profile.md). Only the order of jobs depends on them, never a result: the
-# longest experiments start first, so no worker idles at the end while another finishes a long one. An experiment
-# not listed counts as DEFAULT_SECONDS_PER_SEED.
-SECONDS_PER_SEED = {"transformer-all": 169, "transformer-visual": 119, "multimodal-seed-tfaudio": 118,
-                    "multimodal-seed": 102, "timnet-all": 55, "timnet-text": 55, "timnet-audio": 55,
-                    "timnet-visual": 55}
+# Seconds one seed of each built-in experiment took on the synthetic data, tracing included (2-core machine, one
+# TensorFlow thread per worker; `make reproduce`'s reports/profile.md of 2026-12-01). Only the order of jobs depends
+# on them, never a result: the longest experiments start first, so no worker idles at the end while another
+# finishes a long one (with only the eight longest listed, text-context counted as 30 s and ran last, and one worker
+# waited 53 s for it). An experiment not listed counts as DEFAULT_SECONDS_PER_SEED.
+SECONDS_PER_SEED = {"transformer-all": 108, "transformer-visual": 102, "multimodal-seed-tfaudio": 101,
+                    "multimodal-seed": 65, "text-context": 47, "rnn-all": 36, "timnet-text": 36,
+                    "late-fusion-repr": 31, "multimodal-lstm": 29, "text-bilstm": 29, "timnet-all": 29,
+                    "timnet-audio": 29, "timnet-visual": 29, "multimodal-no-modality-dropout": 27, "rnn-visual": 27,
+                    "rnn-audio": 25, "late-fusion-decision": 24, "multimodal": 24, "rnn-text": 24,
+                    "multimodal-no-speaker": 23, "multimodal-no-utterance-fusion": 23,
+                    "multimodal-no-standardize": 21, "multimodal-no-xattn": 18, "multimodal-no-dropout": 16,
+                    "early-fusion": 14, "early-fusion-visual": 11, "transformer-audio": 10, "transformer-text": 10,
+                    "early-fusion-audio": 9, "early-fusion-text": 9, "cnn-all": 6, "cnn-visual": 4, "cnn-audio": 2,
+                    "cnn-text": 2}
 DEFAULT_SECONDS_PER_SEED = 30
 
 

@@ -57,6 +57,7 @@ class TrainConfig:
     beta_2: float = 0.999
     epsilon: float = 1e-7
     clipnorm: float | None = None  # clip each gradient to this norm (None: no clipping)
+    weight_decay: float = 0.0  # decoupled weight decay of Adam (AdamW; Loshchilov & Hutter 2019); 0: none
     patience: int = 10  # epochs without a better validation score before stopping
     class_weight: Literal["none", "balanced"] = "balanced"
     label_smoothing: float = 0.0
@@ -91,6 +92,8 @@ class TrainConfig:
                              f"patience={self.patience}")
         if self.learning_rate <= 0 or (self.clipnorm is not None and self.clipnorm <= 0):
             raise ValueError(f"learning_rate and clipnorm must be > 0, got {self.learning_rate}, {self.clipnorm}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 

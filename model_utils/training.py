@@ -123,7 +123,8 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     """Compile with Adam (upstream's defaults unless ``config`` says otherwise) and the masked loss."""
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2,
-                                        epsilon=config.epsilon, clipnorm=config.clipnorm),
+                                        epsilon=config.epsilon, clipnorm=config.clipnorm,
+                                        weight_decay=config.weight_decay or None),
         loss=make_loss(config),
     )
 

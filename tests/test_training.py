@@ -190,7 +190,24 @@ def test_config_is_validated():
         TrainConfig(monitor="val_loss")
     with pytest.raises(ValueError, match="selection must be one of"):
         TrainConfig(selection="last")
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -0.1"):
+        TrainConfig(weight_decay=-0.1)
     assert not TrainConfig(monitor="loss").higher_is_better and TrainConfig().higher_is_better
+
+
+def test_weight_decay_is_adams_decoupled_decay_and_off_by_default(ds):
+    from model_utils.architectures import build_model
+    from model_utils.training import compile_model
+
+    model = build_model("text_bilstm", dims=ds.dims, modalities=("text",), num_classes=ds.num_classes, max_len=None)
+    compile_model(model, TrainConfig())
+    assert model.optimizer.weight_decay is None
+    compile_model(model, TrainConfig(weight_decay=0.05))
+    assert model.optimizer.weight_decay == 0.05
+    kernel = model.trainable_variables[0]
+    before = np.array(kernel)
+    model.optimizer.apply_gradients([(np.zeros_like(before), kernel)])  # no gradient: only the decay moves it
+    np.testing.assert_allclose(np.array(kernel), before * (1 - 0.05 * 1e-3), rtol=1e-6)
 
 
 def test_length_trimmed_batches_predict_exactly_what_full_width_batches_do(ds):

@@ -39,7 +39,7 @@ from data_utils.fileio import OutputExistsError, check_output_path, write_json
 from data_utils.labels import DEFAULT_SCHEME
 
 from . import metrics
-from .config import CV_MODES, Experiment, TrainConfig
+from .config import CV_MODES, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig
 from .experiments import EXPERIMENTS, get_experiment
 from .results import (CONFIG, SUMMARY, FoldResult, RunResult, SeedResult, data_sha256, git_commit, provenance,
                       read_config, read_seed, seed_folders, write_seed, write_summary)
@@ -160,10 +160,13 @@ def _fingerprint(document: Mapping) -> dict:
     modalities, every hyperparameter and training setting, the data's content and label scheme, the split seed and
     what is scored. Not the names, descriptions or where the data file sits."""
     exp, data, evaluation = document.get("experiment", {}), document.get("data", {}), document.get("evaluation", {})
+    train = document.get("train_config")
+    if isinstance(train, Mapping):  # a run recorded before a setting existed trained as its neutral default does
+        train = {**TRAIN_SETTINGS_ADDED, **train}
     return copy.deepcopy({
         "architecture": exp.get("arch"), "architecture_code": document.get("architecture_code"),
         "modalities": exp.get("modalities"), "hparams": document.get("hparams"),
-        "train_config": document.get("train_config"),
+        "train_config": train,
         "data": {"sha256": data.get("sha256"), "label_scheme": data.get("label_scheme")},
         "split_seed": document.get("split_seed"),
         "evaluation": {"kind": evaluation.get("kind"), "within": evaluation.get("within")},

@@ -189,6 +189,12 @@ def test_a_different_config_is_refused_before_training_and_the_same_one_resumes(
     monkeypatch.setattr(runner, "_train_seed", lambda *a, **k: pytest.fail("a complete seed was retrained"))
     again = run_experiment("text-bilstm", SMALL, seeds=[0, 1], epochs=2, out=out / "a", verbose=0)
     assert again.summary()["metrics"] == a.summary()["metrics"]
+    # a run recorded before TrainConfig.weight_decay existed is the same configuration as weight_decay=0
+    recorded = json.loads((out / "a" / "config.json").read_text())
+    del recorded["train_config"]["weight_decay"]
+    (out / "a" / "config.json").write_text(json.dumps(recorded))
+    again = run_experiment("text-bilstm", SMALL, seeds=[0, 1], epochs=2, out=out / "a", verbose=0)
+    assert again.summary()["metrics"] == a.summary()["metrics"]
 
 
 def test_table_and_compare(two_runs):

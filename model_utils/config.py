@@ -34,7 +34,8 @@ CV_MODES = {"sessions": ("train", "valid", "test"), "train-sessions": ("train", 
 class TrainConfig:
     """How every experiment is trained and selected; the defaults are the protocol's (README, "Protocol").
 
-    Optimisation: Adam with upstream's (Keras') defaults, ``batch_size`` dialogues per step, length-trimmed
+    Optimisation: Adam with upstream's (Keras') defaults (``weight_decay`` > 0 makes it AdamW's decoupled decay,
+    off by default), ``batch_size`` dialogues per step, length-trimmed
     batches; the loss is the cross-entropy over scored utterances, with ``class_weight='balanced'`` weights
     n / (C · n_c) so that every class counts as much as it does in macro-F1 (upstream had no imbalance handling,
     flaw B21, docs/upstream.md). Selection: after every epoch the validation split is scored; training stops after ``patience``

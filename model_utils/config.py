@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 from dataclasses import InitVar, dataclass, field, fields
 from typing import Any, Iterable, Iterator, Literal, Mapping
 
@@ -71,11 +72,12 @@ class TrainConfig:
         for f in fields(self):
             value, default = getattr(self, f.name), f.default
             if default is None:  # clipnorm: None or a number
-                ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+                ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                       and math.isfinite(value))
             elif isinstance(default, bool):
                 ok = isinstance(value, bool)
             elif isinstance(default, (int, float)):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
                     (isinstance(default, float) or float(value).is_integer())
             else:
                 ok = isinstance(value, type(default))
@@ -338,9 +340,12 @@ def parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, A
 
 def _literal(text: str):
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text  # 1e400 reads as inf: keep what was typed, so a refusal quotes it
+    return value
 
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
@@ -350,7 +355,9 @@ def coerce(value, default, key: str = "value", where: str = "override"):
     """``value`` as the type of ``default`` (bool from true/false, int, float, tuple from a list); a default of
     None accepts anything. Raises ``ValueError`` naming ``key`` when it does not fit."""
     def bad() -> ValueError:
-        return ValueError(f"{where} {key}={value!r}: expected a value like the default {default!r}")
+        kind = ("true or false" if isinstance(default, bool) else "a whole number" if isinstance(default, int)
+                else "a finite number" if isinstance(default, float) else "a value")
+        return ValueError(f"{where} {key}={value!r}: expected {kind} like the default {default!r}")
 
     if default is None:
         return value
@@ -361,13 +368,13 @@ def coerce(value, default, key: str = "value", where: str = "override"):
         if text in _TRUE | _FALSE:
             return text in _TRUE
         raise bad()
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise bad()
-        return int(value)
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad()  # also 1e400, which Python reads as inf
+        if isinstance(default, int):
+            if int(value) != value:
+                raise bad()
+            return int(value)
         return float(value)
     if isinstance(default, (tuple, list)):
         if isinstance(value, (int, float)) and not isinstance(value, bool):

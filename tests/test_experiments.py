@@ -98,7 +98,7 @@ def test_an_experiment_is_validated_when_created():
         Experiment("x", "rnn", ("text",), group="mine")
     with pytest.raises(ValueError, match=r"unknown modalities \['txt'\]"):
         Experiment("x", "rnn", ("txt",))
-    with pytest.raises(ValueError, match=r"units='big': expected a value like the default 64"):
+    with pytest.raises(ValueError, match=r"units='big': expected a whole number like the default 64"):
         Experiment("x", "rnn", ("text",), hparams={"units": "big"})
     with pytest.raises(ValueError, match="TrainConfig.learning_rate must be like its default 0.001, got 'fast'"):
         Experiment("x", "rnn", ("text",), train={"learning_rate": "fast"})
@@ -123,8 +123,17 @@ def test_overrides_refuse_unknown_keys_with_the_valid_ones_and_wrong_types():
         base.with_overrides(["no_such_key=1"])
     with pytest.raises(ValueError, match="unknown override key 'train.lr'"):
         base.with_overrides(["train.lr=1"])
-    with pytest.raises(ValueError, match=r"override units='many': expected a value like the default 64"):
+    with pytest.raises(ValueError, match=r"override units='many': expected a whole number like the default 64"):
         base.with_overrides(["units=many"])
+    for huge in ("1e400", "inf", "nan"):  # Python reads 1e400 as inf: refused like inf, before any training
+        with pytest.raises(ValueError, match=rf"override train.weight_decay='?{huge}'?: expected a finite number"):
+            base.with_overrides([f"train.weight_decay={huge}"])
+        with pytest.raises(ValueError, match=r"override units=.*: expected a whole number like the default 64"):
+            base.with_overrides([f"units={huge}"])
+    with pytest.raises(ValueError, match="TrainConfig.learning_rate must be like its default 0.001, got inf"):
+        TrainConfig(learning_rate=float("inf"))
+    with pytest.raises(ValueError, match="TrainConfig.clipnorm must be like its default None, got nan"):
+        TrainConfig(clipnorm=float("nan"))
     with pytest.raises(ValueError, match="not of the form KEY=VALUE"):
         base.with_overrides(["units"])
     assert base.with_overrides(["units=64"]) is base  # the value it already has: no change, no new name

@@ -106,9 +106,9 @@ class TrainConfig:
 
 
 TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
-# Settings added to TrainConfig after runs were first recorded, with the default that trains exactly as before the
-# setting existed: a run's config.json without one is the same configuration as one with this value (it resumes).
-TRAIN_SETTINGS_ADDED = {"weight_decay": 0.0}
+# Settings added to TrainConfig after runs were first recorded, whose default trains exactly as before the setting
+# existed: a run's config.json without one is the same configuration as one with the default (it resumes).
+TRAIN_SETTINGS_ADDED = {name: TRAIN_FIELDS[name].default for name in ("weight_decay",)}
 
 
 # ------------------------------------------------------------------------------------------------ parameters

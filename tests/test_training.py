@@ -195,12 +195,6 @@ def test_config_is_validated():
     assert not TrainConfig(monitor="loss").higher_is_better and TrainConfig().higher_is_better
 
 
-def test_settings_added_later_are_recorded_with_their_defaults():
-    from model_utils.config import TRAIN_SETTINGS_ADDED
-
-    assert TRAIN_SETTINGS_ADDED == {k: getattr(TrainConfig(), k) for k in TRAIN_SETTINGS_ADDED}
-
-
 def test_weight_decay_is_adams_decoupled_decay_and_off_by_default(ds):
     from model_utils.architectures import build_model
     from model_utils.training import compile_model

@@ -12,14 +12,19 @@ dict of extras: ``validVid`` (held-out part of ``trainVid``), ``label_names`` (w
 Sessions (for leave-one-session-out cross-validation): ``extras.sessions`` where given, else IEMOCAP's ``SesNN``
 prefix of the dialogue id (``Ses01F_impro01`` -> ``Ses01``), else none.
 
-Everything is validated on load, and every error names the file, the dialogue and the field.
+Everything is validated on load, and every error names the file, the dialogue and the field. What a file may cost
+is bounded (:class:`~data_utils.safe_pickle.Limits`: its size, arrays, containers, nesting, dialogues, utterances;
+``read_corpus(path, limits=Limits(...))`` or ``MSER_LOAD_LIMITS`` raise them), and every check is linear in the
+size of the file.
 """
 from __future__ import annotations
 
 import pickle
 import re
-import struct
+import reprlib
+import unicodedata
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,7 +33,7 @@ import numpy as np
 
 from .fileio import atomic_path
 from .labels import IEMOCAP6
-from .safe_pickle import UnsafePickleError, safe_loads
+from .safe_pickle import DamagedPickleError, Limits, UnsafePickleError, safe_loads
 
 MODALITIES = ("text", "audio", "visual")
 FIELDS = ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoVisual", "videoSentence",
@@ -39,6 +44,31 @@ NAME_LABELS_HINT = ("name its labels in order: `mser data convert FILE --label-n
                     "10th element {'label_names': [...]} (README, 'Your data'), or read_corpus(path, label_names=...)")
 FORMAT_VERSION = 1
 _SESSION_PREFIX = re.compile(r"^Ses(\d+)")
+
+
+def invisible_character(text: str) -> str | None:
+    """The first character of ``text`` that cannot be seen and is not whitespace (NUL and other control characters,
+    Unicode format characters such as U+200B ZERO WIDTH SPACE or U+FEFF, lone surrogates), described with its
+    position (``'U+200B ZERO WIDTH SPACE at character 3'``); None when there is none. Such a character makes two
+    names that look the same count as two speakers, classes or dialogues."""
+    if text.isprintable():
+        return None
+    for i, ch in enumerate(text):
+        if not ch.isspace() and unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
+            name = unicodedata.name(ch, "")
+            return f"U+{ord(ch):04X}{' ' + name if name else ''} at character {i}"
+    return None
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 120, 120, 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 6
+_REPR.maxlevel = 3
+
+
+def brief(value) -> str:
+    """``repr(value)`` for an error message, bounded in length and work whatever the value's size or nesting."""
+    return _REPR.repr(value)
 
 
 def session_from_id(dialogue_id: str) -> str:
@@ -220,7 +250,7 @@ def _one_hot_speakers(speakers, source: str) -> dict:
                 vec = np.empty(0)
             if vec.ndim != 1 or vec.size == 0 or not np.isfinite(vec).all() or np.count_nonzero(vec) != 1:
                 raise DataFormatError(source, f"utterance {i}: speaker must be a name or a one-hot vector, got "
-                                              f"{row!r}"[:300], dialogue=str(did), field="videoSpeakers")
+                                              f"{brief(row)}", dialogue=str(did), field="videoSpeakers")
             names.append(f"P{int(np.argmax(vec))}")
         named[did] = names
     return named
@@ -228,12 +258,15 @@ def _one_hot_speakers(speakers, source: str) -> dict:
 
 # --------------------------------------------------------------------------------------------------- reading
 
-def read_corpus(path, *, label_names: Sequence[str] | None = None) -> Corpus:
+def read_corpus(path, *, label_names: Sequence[str] | None = None, limits: Limits | None = None) -> Corpus:
     """Read and validate a pickle in one of :data:`LAYOUTS`. Nothing in the file is executed.
 
     ``label_names``: what label ids 0, 1, … mean, overriding the file's own names (see :func:`corpus_from_tuple`).
+    ``limits``: what the file may cost (default ``Limits.from_env()``: the defaults of
+    :class:`~data_utils.safe_pickle.Limits`, or ``MSER_LOAD_LIMITS='name=value,...'``).
     Raises ``FileNotFoundError`` (no such file, or a directory), :class:`UnsafePickleError` (the pickle asks to run
-    code) or :class:`DataFormatError` (anything else, naming the file, dialogue and field).
+    code, or for more than ``limits``) or :class:`DataFormatError` (anything else, naming the file, dialogue and
+    field).
     """
     path = Path(path)
     source = str(path)
@@ -241,33 +274,46 @@ def read_corpus(path, *, label_names: Sequence[str] | None = None) -> Corpus:
         raise FileNotFoundError(f"{source}: is a directory, not a data file (give the path of a .pkl file)")
     if not path.is_file():
         raise FileNotFoundError(f"{source}: no such data file (for the built-in data pass 'synthetic')")
-    return corpus_from_bytes(path.read_bytes(), source=source, label_names=label_names)
+    limits = Limits.from_env() if limits is None else limits
+    size = path.stat().st_size
+    if size > limits.file_bytes:  # before reading it into memory
+        raise UnsafePickleError(source, limits.exceeded("file_bytes", f"a file of {size:,} bytes"))
+    return corpus_from_bytes(path.read_bytes(), source=source, label_names=label_names, limits=limits)
 
 
-def corpus_from_bytes(data: bytes, *, source: str, label_names: Sequence[str] | None = None) -> Corpus:
+def corpus_from_bytes(data: bytes, *, source: str, label_names: Sequence[str] | None = None,
+                      limits: Limits | None = None) -> Corpus:
     """:func:`read_corpus` for the bytes of a file; ``source`` names it in errors."""
+    limits = Limits.from_env() if limits is None else limits
     try:
-        obj = safe_loads(data, source=source)
-    except UnsafePickleError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            UnicodeDecodeError, MemoryError, OverflowError, RecursionError, struct.error) as e:
-        raise DataFormatError(source, f"not a readable pickle ({type(e).__name__}: {_short(e)})") from e
-    return corpus_from_tuple(obj, source=source, label_names=label_names)
+        obj = safe_loads(data, source=source, limits=limits)
+    except DamagedPickleError as e:
+        raise DataFormatError(source, f"not a readable pickle: {e.problem}") from None
+    try:
+        return corpus_from_tuple(obj, source=source, label_names=label_names, limits=limits)
+    except MemoryError:
+        raise DataFormatError(source, f"ran out of memory validating the {len(data):,}-byte file's features (free "
+                              "memory, or lower the limits with MSER_LOAD_LIMITS)") from None
+    except RecursionError:  # no container of the result is nested deeper than limits.depth: our bug, said in a line
+        raise DataFormatError(source, "a value is nested too deeply to validate (RecursionError)") from None
 
 
 def _short(e: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(e).split())
+    """``e``'s message on one line, shortened; its type's name where it has none (``MemoryError()``)."""
+    text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[:limit] + " …"
 
 
-def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = None) -> Corpus:
+def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = None,
+                      limits: Limits | None = None) -> Corpus:
     """Validate a tuple in one of :data:`LAYOUTS` into a :class:`Corpus`.
 
     ``label_names`` names the label ids (id i is ``label_names[i]``); it overrides the file's ``extras.label_names``
     and the layout's default (IEMOCAP6 for Poria's layout, MELD's seven emotions for DialogueRNN's MELD layout).
+    ``limits`` bounds the number of dialogues and utterances (default ``Limits.from_env()``).
     Raises :class:`DataFormatError` naming the file, dialogue and field of the first problem.
     """
+    limits = Limits.from_env() if limits is None else limits
     layout, named, extras = _identify_layout(obj, source)
     guessed = label_names is None and "label_names" not in extras
     if label_names is not None:
@@ -281,7 +327,9 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     else:
         label_names, where = LAYOUTS[layout].label_names, "label_names"
     if not label_names or not all(isinstance(n, str) for n in label_names) or len(set(label_names)) != len(label_names):
-        raise DataFormatError(source, f"must be distinct strings, got {label_names!r}", field=where)
+        raise DataFormatError(source, f"must be distinct strings, got {brief(label_names)}", field=where)
+    for name in label_names:
+        _check_visible(source, name, "label name", field=where)
     unknown_keys = sorted(str(k) for k in set(extras) - set(EXTRAS_KEYS))
     if unknown_keys:
         raise DataFormatError(source, f"unknown key(s) {', '.join(unknown_keys)}; the extras dict knows "
@@ -296,9 +344,15 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     ids = named["videoIDs"]
     if not ids:
         raise DataFormatError(source, "holds no dialogues", field="videoIDs")
+    if len(ids) > limits.dialogues:
+        raise DataFormatError(source, limits.exceeded("dialogues", f"{len(ids):,} dialogues"), field="videoIDs")
+    utterances = sum(len(v) if isinstance(v, (list, tuple)) else 0 for v in ids.values())
+    if utterances > limits.utterances:
+        raise DataFormatError(source, limits.exceeded("utterances", f"{utterances:,} utterances"), field="videoIDs")
     for did in ids:
         if not isinstance(did, str):
-            raise DataFormatError(source, f"dialogue ids must be strings, got {did!r}", field="videoIDs")
+            raise DataFormatError(source, f"dialogue ids must be strings, got {brief(did)}", field="videoIDs")
+        _check_visible(source, did, "dialogue id", field="videoIDs")
     present = [m for m in MODALITIES if named[MODALITY_FIELD[m]]]
     if not present:
         raise DataFormatError(source, "no modality has features (videoText, videoAudio and videoVisual are empty)")
@@ -318,10 +372,11 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     for did in sorted(ids):
         dialogues[did] = _read_dialogue(source, did, named, present, label_names, widths)
         for uid in dialogues[did].utterance_ids:
-            if owner.setdefault(uid, did) != did or dialogues[did].utterance_ids.count(uid) > 1:
-                raise DataFormatError(source, f"utterance id {uid!r} is not unique (also in dialogue "
-                                              f"{owner[uid]!r}); audio features are merged by utterance id",
-                                      dialogue=did, field="videoIDs")
+            if uid in owner:
+                also = "twice in this dialogue" if owner[uid] == did else f"also in dialogue {owner[uid]!r}"
+                raise DataFormatError(source, f"utterance id {uid!r} is not unique ({also}); audio features are "
+                                              "merged by utterance id", dialogue=did, field="videoIDs")
+            owner[uid] = did
 
     splits = {
         "train": _id_list(source, named["trainVid"], "trainVid"),
@@ -358,8 +413,9 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
         if did not in ids:
             raise DataFormatError(source, "is not in videoIDs", dialogue=str(did), field="extras.sessions")
         if not isinstance(session, str) or not session:
-            raise DataFormatError(source, f"session must be a non-empty string, got {session!r}", dialogue=did,
+            raise DataFormatError(source, f"session must be a non-empty string, got {brief(session)}", dialogue=did,
                                   field="extras.sessions")
+        _check_visible(source, session, "session", dialogue=did, field="extras.sessions")
     if guessed and layout.startswith("poria") and isinstance(named["videoIDs"], dict) and \
             named["videoIDs"] and not any(session_from_id(str(d)) for d in named["videoIDs"]):
         warnings.warn(f"{source}: the file does not name its labels and its dialogue ids are not IEMOCAP's, yet its "
@@ -386,11 +442,20 @@ def _id_list(source, value, name) -> tuple[str, ...]:
                               field=name)
     for v in value:
         if not isinstance(v, str):
-            raise DataFormatError(source, f"dialogue ids must be strings, got {v!r}", field=name)
+            raise DataFormatError(source, f"dialogue ids must be strings, got {brief(v)}", field=name)
+        _check_visible(source, v, "dialogue id", field=name)
     if len(set(value)) != len(value):
-        dup = sorted(v for v in set(value) if list(value).count(v) > 1)[0]
+        dup = min(v for v, n in Counter(value).items() if n > 1)
         raise DataFormatError(source, "is listed twice", dialogue=dup, field=name)
     return tuple(sorted(value))
+
+
+def _check_visible(source, text: str, what: str, *, dialogue: str | None = None, field: str | None = None) -> None:
+    """Refuse ``text`` (an id, a speaker, a label name) holding a character one cannot see (:func:`invisible_character`)."""
+    found = invisible_character(text)
+    if found:
+        raise DataFormatError(source, f"the {what} {text!r} holds an invisible character, {found}; two names that look "
+                                      "the same would count as two: remove it", dialogue=dialogue, field=field)
 
 
 def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue:
@@ -415,11 +480,13 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
     speakers = tuple(seq("videoSpeakers"))
     for i, s in enumerate(speakers):
         if not isinstance(s, str) or not s:
-            raise err(f"utterance {i}: speaker must be a non-empty string, got {s!r}", "videoSpeakers")
+            raise err(f"utterance {i}: speaker must be a non-empty string, got {brief(s)}", "videoSpeakers")
+        if not s.isprintable():
+            _check_visible(source, s, f"speaker of utterance {i}", dialogue=did, field="videoSpeakers")
     labels = []
     for i, lab in enumerate(seq("videoLabels")):
         if isinstance(lab, (bool, np.bool_)) or not isinstance(lab, (int, np.integer)):
-            raise err(f"utterance {i}: label must be an integer id, got {lab!r}", "videoLabels")
+            raise err(f"utterance {i}: label must be an integer id, got {brief(lab)}", "videoLabels")
         if not 0 <= int(lab) < len(label_names):
             raise err(f"utterance {i}: label id {int(lab)} is out of range 0..{len(label_names) - 1} "
                       f"({', '.join(label_names)}); if the file uses another label set, {NAME_LABELS_HINT}",
@@ -471,7 +538,11 @@ def _read_dialogue(source, did, named, present, label_names, widths) -> Dialogue
             raise err(f"utterance {i} ({utt_ids[i]}): value {arr[i, j]} at dimension {j} is beyond float32's range "
                       f"(±{float(np.finfo(np.float32).max):.3g}), which models compute in; rescale the features",
                       name)
-    return Dialogue(id=did, utterance_ids=tuple(str(u) for u in utt_ids), speakers=speakers, labels=tuple(labels),
+    utterance_ids = tuple(str(u) for u in utt_ids)
+    for i, uid in enumerate(utterance_ids):
+        if not uid.isprintable():
+            _check_visible(source, uid, f"utterance id {i}", dialogue=did, field="videoIDs")
+    return Dialogue(id=did, utterance_ids=utterance_ids, speakers=speakers, labels=tuple(labels),
                     sentences=tuple(sentences), features=features)
 
 

@@ -15,6 +15,7 @@ The corpus has no features yet (``modalities == ()``); ``data_utils.text_feature
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import io
@@ -22,14 +23,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import SPLITS, Corpus, DataFormatError, Dialogue
+from .corpus import SPLITS, Corpus, DataFormatError, Dialogue, invisible_character
 from .labels import CONTEXT_LABELS, IEMOCAP6
+from .safe_pickle import foreign_format
 
 REQUIRED_COLUMNS = ("dialogue_id", "turn", "speaker", "label", "split", "text")
 UTTERANCE_ID = "utterance_id"
 SESSION = "session"
 OPTIONAL_COLUMNS = (UTTERANCE_ID, SESSION)
 NON_BLANK = ("dialogue_id", "speaker", "text")  # a blank label is an utterance without one: context, never scored
+# names that must be visible: a NUL or zero-width character would make a look-alike second speaker, class or dialogue
+NAMES = ("dialogue_id", "speaker", "label", UTTERANCE_ID, SESSION)
 MAX_FIELD_CHARS = 1 << 24  # one field (an utterance's text) may hold up to 16 Mi characters
 
 
@@ -114,7 +118,12 @@ def _read_rows(path: Path, source: str) -> list[_Row]:
 
 
 def _decode(data: bytes, source: str) -> str:
-    """``data`` as UTF-8 text (a byte-order mark is dropped); an error names the line and column of the bad byte."""
+    """``data`` as UTF-8 text (a byte-order mark is dropped); an error names the line and column of the bad byte, or
+    what the file is (compressed, an archive, UTF-16 text)."""
+    foreign = None if data.startswith(codecs.BOM_UTF8) else foreign_format(data, source)
+    if foreign:
+        advice = "; save it as UTF-8" if "UTF-16" in foreign else ""
+        raise TranscriptFormatError(source, f"not a UTF-8 CSV file: it {foreign}{advice}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -160,6 +169,11 @@ def _parse_row(values: dict[str, str], line: int, source: str) -> _Row:
     for column in NON_BLANK + tuple(c for c in OPTIONAL_COLUMNS if c in values):
         if not values[column]:
             raise err("must not be blank", column)
+    for column in NAMES:
+        found = invisible_character(values[column]) if column in values else None
+        if found:
+            raise err(f"{values[column]!r} holds an invisible character, {found}; two names that look the same "
+                      "would count as two: remove it", column)
     try:
         turn = int(values["turn"])
     except ValueError:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle
 import re
 import reprlib
+import stat
 import unicodedata
 import warnings
 from collections import Counter
@@ -270,15 +271,37 @@ def read_corpus(path, *, label_names: Sequence[str] | None = None, limits: Limit
     """
     path = Path(path)
     source = str(path)
-    if path.is_dir():
-        raise FileNotFoundError(f"{source}: is a directory, not a data file (give the path of a .pkl file)")
-    if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such data file (for the built-in data pass 'synthetic')")
     limits = Limits.from_env() if limits is None else limits
-    size = path.stat().st_size
-    if size > limits.file_bytes:  # before reading it into memory
-        raise UnsafePickleError(source, limits.exceeded("file_bytes", f"a file of {size:,} bytes"))
-    return corpus_from_bytes(path.read_bytes(), source=source, label_names=label_names, limits=limits)
+    data = read_input(path, "data file", limits,
+                      missing="for the built-in data pass 'synthetic'", expected="a .pkl file")
+    return corpus_from_bytes(data, source=source, label_names=label_names, limits=limits)
+
+
+def read_input(path: Path, what: str, limits: Limits, *, missing: str, expected: str) -> bytes:
+    """The bytes of an input file, refused before reading when it is larger than ``limits.file_bytes``. Raises
+    ``FileNotFoundError`` (no such file, or a directory; ``missing`` and ``expected`` say what to give instead) and
+    :class:`DataFormatError` for anything else the system refuses (a name too long, no permission, not a regular
+    file), each in one line naming the file."""
+    source = str(path)
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{source}: no such {what} ({missing})") from None
+    except OSError as e:
+        raise DataFormatError(source, f"cannot be read: {e.strerror or type(e).__name__}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise FileNotFoundError(f"{source}: is a directory, not a {what} (give the path of {expected})")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataFormatError(source, f"is not a regular file (a device, a pipe or a socket); give the path of "
+                                      f"{expected}")
+    if info.st_size > limits.file_bytes:
+        raise DataFormatError(source, limits.exceeded("file_bytes", f"a file of {info.st_size:,} bytes"))
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataFormatError(source, f"cannot be read: {e.strerror or type(e).__name__}") from None
+    except MemoryError:
+        raise DataFormatError(source, f"ran out of memory reading {info.st_size:,} bytes") from None
 
 
 def corpus_from_bytes(data: bytes, *, source: str, label_names: Sequence[str] | None = None,

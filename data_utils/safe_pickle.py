@@ -16,7 +16,7 @@ The globals a pickle may name resolve to stand-ins written here, never to the re
 - ``numpy.dtype(code, align, copy)`` plus ``BUILD`` with numpy's plain state: plain numbers only (bool, int and
   uint of 8–64 bits, float of 16–64 bits, complex of 64 and 128 bits), in either byte order; no fields, subarrays,
   flags, metadata or objects.
-- ``set``, ``frozenset``, ``list``, ``tuple``, ``dict``, ``str``/``unicode``, ``bytes``, ``int``/``long``,
+- ``set``, ``frozenset``, ``list``, ``tuple``, ``dict``, ``str``/``unicode``, ``bytes``, ``bytearray``, ``int``/``long``,
   ``float``, ``bool``, ``complex`` (``builtins`` and Python 2's ``__builtin__``) and ``_codecs.encode`` (latin-1 or
   UTF-8), each admitting only the argument shapes real pickles use.
 
@@ -300,8 +300,10 @@ class _Reader:
             raise self.refuse(f"{what}: an array of Python objects (its data is a list)")
         raise self.refuse(f"{what}: the array data must be bytes, got {type(value).__name__}")
 
-    def array(self, raw, dtype: np.dtype, shape: tuple[int, ...], order: str, axis_order=None) -> np.ndarray:
-        """``raw`` (exactly ``prod(shape) * dtype.itemsize`` bytes) as a new array, charged to the budget."""
+    def array(self, raw, dtype: np.dtype, shape: tuple[int, ...], order: str, axis_order=None, *,
+              native: bool = False) -> np.ndarray:
+        """``raw`` (exactly ``prod(shape) * dtype.itemsize`` bytes) as a new array, charged to the budget; in native
+        byte order if ``native`` (as numpy's ``ndarray.__setstate__`` makes it), else in ``dtype``'s."""
         count = 1
         for n in shape:
             count *= n
@@ -316,9 +318,9 @@ class _Reader:
             raise self.refuse("a bool array holding bytes other than 0 and 1")
         self.array_bytes += need
         flat = np.frombuffer(raw, dtype=dtype, count=count)
-        if axis_order is not None:
-            return flat.reshape(shape, order="C").transpose(axis_order).copy(order="K")
-        return flat.reshape(shape, order=order).copy(order="K")
+        view = flat.reshape(shape, order="C").transpose(axis_order) if axis_order is not None else \
+            flat.reshape(shape, order=order)
+        return view.astype(dtype.newbyteorder("=") if native else dtype, order="K", copy=True)
 
     def build(self, obj, state):
         """``BUILD``: complete a pending array or dtype with numpy's state; anything else is refused."""
@@ -338,7 +340,7 @@ class _Reader:
         shape, dtype = self.shape(shape, what), self.dtype(dtype, what)
         if not isinstance(fortran, int) or fortran not in (0, 1):
             raise self.refuse(f"{what}: is_fortran must be True or False, got {_brief(fortran)}")
-        return self.array(self.raw(raw, what), dtype, shape, "F" if fortran else "C")
+        return self.array(self.raw(raw, what), dtype, shape, "F" if fortran else "C", native=True)
 
     def build_dtype(self, code: str, state) -> np.dtype:
         what = f"numpy dtype {code!r}"
@@ -471,6 +473,13 @@ def _call_bytes(reader, args):
     raise reader.refuse(f"bytes() of {_brief(value)}: admitted only bytes() and bytes(a list of ints 0-255)")
 
 
+def _call_bytearray(reader, args):
+    args = _args(reader, "bytearray", args, 0, 1)
+    if args and not isinstance(args[0], (bytes, bytearray)):
+        raise reader.refuse(f"bytearray() of {_brief(args[0])}: admitted only of bytes")
+    return bytearray(*args)
+
+
 def _number_call(kind, name: str, accepted: tuple):
     def call(reader, args):
         args = _args(reader, name, args, 0, 1)
@@ -513,7 +522,7 @@ def _globals() -> dict[tuple[str, str], _Global]:
     table[("numpy", "ndarray")] = _NDARRAY
     table[("numpy", "dtype")] = _Global("numpy.dtype", _call_dtype)
     builtin = {"set": _call_set, "frozenset": _call_frozenset, "list": _call_list, "tuple": _call_tuple,
-               "dict": _call_dict, "str": _call_str, "bytes": _call_bytes,
+               "dict": _call_dict, "str": _call_str, "bytes": _call_bytes, "bytearray": _call_bytearray,
                "int": _number_call(int, "int", (int,)), "float": _number_call(float, "float", (int, float, str)),
                "bool": _number_call(bool, "bool", (int,)), "complex": _call_complex}
     for module in ("__builtin__", "builtins"):

@@ -23,9 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import SPLITS, Corpus, DataFormatError, Dialogue, invisible_character
+from .corpus import SPLITS, Corpus, DataFormatError, Dialogue, invisible_character, read_input
 from .labels import CONTEXT_LABELS, IEMOCAP6
-from .safe_pickle import foreign_format
+from .safe_pickle import Limits, foreign_format
 
 REQUIRED_COLUMNS = ("dialogue_id", "turn", "speaker", "label", "split", "text")
 UTTERANCE_ID = "utterance_id"
@@ -64,9 +64,9 @@ def read_transcripts(path) -> Corpus:
     """Read and validate a transcripts CSV into a ``Corpus`` without features (``modalities == ()``)."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{source}: no such transcripts file")
-    rows = _read_rows(path, source)
+    data = read_input(path, "transcripts file", Limits.from_env(), missing="give the path of a CSV file",
+                      expected="a CSV file")
+    rows = _read_rows(data, source)
     by_dialogue = _group_dialogues(rows, source)
     dialogue_split = {did: _per_dialogue(turns, "split", source) for did, turns in by_dialogue.items()}
     sessions = {did: _per_dialogue(turns, SESSION, source) for did, turns in by_dialogue.items()}
@@ -85,9 +85,9 @@ def read_transcripts(path) -> Corpus:
 
 # --------------------------------------------------------------------------------------------------- rows
 
-def _read_rows(path: Path, source: str) -> list[_Row]:
-    """The non-blank rows, each with the line it starts on."""
-    text = _decode(path.read_bytes(), source)
+def _read_rows(data: bytes, source: str) -> list[_Row]:
+    """The non-blank rows of a file's bytes, each with the line it starts on."""
+    text = _decode(data, source)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     last_line = 0
     try:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
 import os
 import pickle
 import struct
@@ -204,6 +205,7 @@ class _PendingDtype:
 
 
 _NDARRAY = _Global("numpy.ndarray")
+_PENDING = frozenset({_PendingArray, _PendingDtype})
 
 
 def _text(value) -> str | None:
@@ -281,6 +283,12 @@ class _Reader:
         raise self.refuse(f"{what}: expected a numpy dtype, got {_brief(value)}")
 
     def shape(self, value, what: str) -> tuple[int, ...]:
+        if type(value) is tuple and len(value) <= _MAX_NDIM:
+            for n in value:
+                if type(n) is not int or n < 0:
+                    break
+            else:
+                return value
         if _is_int(value):
             value = (value,)
         if type(value) is not tuple or len(value) > _MAX_NDIM or not all(_is_int(n) and n >= 0 for n in value):
@@ -304,9 +312,7 @@ class _Reader:
               native: bool = False) -> np.ndarray:
         """``raw`` (exactly ``prod(shape) * dtype.itemsize`` bytes) as a new array, charged to the budget; in native
         byte order if ``native`` (as numpy's ``ndarray.__setstate__`` makes it), else in ``dtype``'s."""
-        count = 1
-        for n in shape:
-            count *= n
+        count = math.prod(shape)
         need = count * dtype.itemsize
         if self.array_bytes + need > self.limits.array_bytes:
             raise self.over("array_bytes", f"an array of shape {shape} and dtype {dtype} ({need:,} bytes) after "
@@ -320,7 +326,9 @@ class _Reader:
         flat = np.frombuffer(raw, dtype=dtype, count=count)
         view = flat.reshape(shape, order="C").transpose(axis_order) if axis_order is not None else \
             flat.reshape(shape, order=order)
-        return view.astype(dtype.newbyteorder("=") if native else dtype, order="K", copy=True)
+        if native and not dtype.isnative:
+            return view.astype(dtype.newbyteorder("="), order="K")
+        return view.copy(order="K")
 
     def build(self, obj, state):
         """``BUILD``: complete a pending array or dtype with numpy's state; anything else is refused."""
@@ -334,13 +342,17 @@ class _Reader:
     def build_array(self, state) -> np.ndarray:
         what = "ndarray state"
         if type(state) is not tuple or len(state) not in (4, 5) or (len(state) == 5 and not (
-                _is_int(state[0]) and state[0] == 1)):
+                type(state[0]) is int and state[0] == 1)):
             raise self.refuse(f"{what}: expected (1, shape, dtype, is_fortran, data), got {_brief(state)}")
         shape, dtype, fortran, raw = state[-4:]
-        shape, dtype = self.shape(shape, what), self.dtype(dtype, what)
-        if not isinstance(fortran, int) or fortran not in (0, 1):
+        shape = self.shape(shape, what)
+        if not isinstance(dtype, np.dtype):
+            dtype = self.dtype(dtype, what)
+        if fortran is not False and (not isinstance(fortran, int) or fortran not in (0, 1)):
             raise self.refuse(f"{what}: is_fortran must be True or False, got {_brief(fortran)}")
-        return self.array(self.raw(raw, what), dtype, shape, "F" if fortran else "C", native=True)
+        if type(raw) is not bytes:
+            raw = self.raw(raw, what)
+        return self.array(raw, dtype, shape, "F" if fortran else "C", native=True)
 
     def build_dtype(self, code: str, state) -> np.dtype:
         what = f"numpy dtype {code!r}"
@@ -385,6 +397,10 @@ def _sequence(reader: _Reader, name: str, args) -> list | tuple:
 
 
 def _call_reconstruct(reader: _Reader, args):
+    if type(args) is tuple and len(args) == 3 and args[0] is _NDARRAY and type(args[2]) in (bytes, str) and \
+            len(args[2]) <= 8:  # numpy's own form, checked fast: it comes once per array
+        reader.shape(args[1], "numpy _reconstruct")
+        return _PendingArray()
     subtype, shape, code = _args(reader, "numpy _reconstruct", args, 3)
     if subtype is not _NDARRAY:
         raise reader.refuse(f"numpy _reconstruct of {_brief(subtype)}: only numpy.ndarray is admitted")
@@ -606,7 +622,7 @@ def _interpret(data: bytes, reader: _Reader):
                 key = _U32(data, pos)[0]
                 pos += 4
                 memo[key] = value
-                if type(value) is _PendingArray or type(value) is _PendingDtype:
+                if type(value) in _PENDING:
                     value.slots.append(key)
             elif op == 0x6a:  # LONG_BINGET
                 append(memo[_U32(data, pos)[0]])
@@ -615,14 +631,14 @@ def _interpret(data: bytes, reader: _Reader):
                 value = stack[-1]
                 key = len(memo)
                 memo[key] = value
-                if type(value) is _PendingArray or type(value) is _PendingDtype:
+                if type(value) in _PENDING:
                     value.slots.append(key)
             elif op == 0x71:  # BINPUT
                 value = stack[-1]
                 key = data[pos]
                 pos += 1
                 memo[key] = value
-                if type(value) is _PendingArray or type(value) is _PendingDtype:
+                if type(value) in _PENDING:
                     value.slots.append(key)
             elif op == 0x68:  # BINGET
                 append(memo[data[pos]])
@@ -662,7 +678,7 @@ def _interpret(data: bytes, reader: _Reader):
             elif op == 0x62:  # BUILD
                 state = stack.pop()
                 obj = stack[-1]
-                value = reader.build(obj, state)
+                value = reader.build_array(state) if type(obj) is _PendingArray else reader.build(obj, state)
                 stack[-1] = value
                 for key in obj.slots:
                     if memo.get(key) is obj:
@@ -885,7 +901,7 @@ def _interpret(data: bytes, reader: _Reader):
                     append(memo[key])
                 else:
                     value = memo[key] = stack[-1]
-                    if type(value) is _PendingArray or type(value) is _PendingDtype:
+                    if type(value) in _PENDING:
                         value.slots.append(key)
             elif op in _REFUSED_OPCODES:
                 raise reader.refuse(f"refused opcode {_REFUSED_OPCODES[op]} at byte {pos - 1}: it builds objects of "

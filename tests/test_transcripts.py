@@ -310,3 +310,40 @@ def test_an_unclosed_quote_that_runs_to_the_end_of_the_file_names_its_line(tmp_p
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"t\.csv: line 5: a quoted field that starts here is never closed"):
         read_transcripts(path)
+
+
+# --------------------------------------------------------------------------------------------------- issue 20
+
+@pytest.mark.parametrize("column,value", [("speaker", "A\u200b"), ("label", "hap\x00"), ("dialogue_id", "\ufeffd1"),
+                                          ("speaker", "B\u2060"), ("utterance_id", "u\u200d1")])
+def test_invisible_characters_in_names_are_refused(tmp_path, column, value):
+    """A NUL or zero-width character made 'A' and 'A\u200b' two speakers (or two classes, two dialogues)."""
+    header = HEADER + ["utterance_id"] if column == "utterance_id" else HEADER
+    rows = [r + [f"u{k}"] for k, r in enumerate(ROWS)] if column == "utterance_id" else ROWS
+    error = error_of(tmp_path, with_cell(rows, 0, column, value, header), header)
+    assert re.search(rf": line 2: .*field {column}: .*holds an invisible character, U\+", str(error)), str(error)
+
+
+def test_whitespace_and_visible_unicode_in_names_are_read_as_before(tmp_path):
+    rows = with_cell(with_cell(ROWS, 0, "speaker", "Mary Ann"), 1, "speaker", "  Zoë  ")
+    corpus = read_transcripts(write_csv(tmp_path / "t.csv", rows))
+    assert corpus.dialogues["d1"].speakers[:2] == ("Mary Ann", "Zoë")
+
+
+@pytest.mark.parametrize("encode,hint", [
+    (lambda text: text.encode("utf-16"), "looks like UTF-16 text (it starts with a UTF-16 byte-order mark); save it "
+                                         "as UTF-8"),
+    (lambda text: text.encode("utf-16-le"), "looks like UTF-16 text (every other byte is 0); save it as UTF-8"),
+    (lambda text: __import__("gzip").compress(text.encode()), "looks gzip-compressed: decompress it first"),
+])
+def test_a_utf16_or_compressed_csv_says_what_it_is(tmp_path, encode, hint):
+    text = (write_csv(tmp_path / "plain.csv", ROWS)).read_text(encoding="utf-8")
+    path = tmp_path / "t.csv"
+    path.write_bytes(encode(text))
+    with pytest.raises(DataFormatError, match=re.escape(f"{path}: not a UTF-8 CSV file: it {hint}")):
+        read_transcripts(path)
+
+
+def test_a_transcripts_path_the_system_refuses_is_one_line(tmp_path):
+    with pytest.raises(DataFormatError, match="cannot be read: File name too long"):
+        read_transcripts(tmp_path / ("t" * 5000))

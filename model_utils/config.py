@@ -29,6 +29,7 @@ GROUPS = ("timnet", "exploratory", "fusion", "final", "ablation", "custom")  # w
 # 'sessions': leave-one-session-out over the whole corpus (IEMOCAP's usual protocol: every utterance scored once);
 # 'train-sessions': the same inside the training dialogues only, the test split untouched (to choose configurations).
 CV_MODES = {"sessions": ("train", "valid", "test"), "train-sessions": ("train", "valid")}
+MAX_SEEDS = 10_000  # a run of more seeds is a typo (each seed trains a model), not an experiment
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name in ("beta_1", "beta_2"):  # Adam divides by 1 - beta**t: a beta of 1 or more trains a NaN model
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.epsilon <= 0:
+            raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
 
     @property
     def higher_is_better(self) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import hashlib
 import json
 import platform
 import shlex
@@ -33,15 +32,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from data_utils.fileio import OutputExistsError, atomic_path, staging_dir, write_json, write_text
+from data_utils.identity import data_sha256  # noqa: F401  (re-exported: runs record it)
+from data_utils.fileio import (OutputExistsError, atomic_path, csv_text, release_staging, staging_dir, write_json,
+                               write_text)
 
 from . import metrics
 from .config import Experiment
-
-SUMMARY = "summary.json"
-CONFIG = "config.json"
-SEED_RESULT = "result.json"
-PREDICTIONS = "predictions.npz"
+from .rundir import CONFIG, CONFUSION, PREDICTIONS, SEED_RESULT, SEED_STAGING_PREFIX, SUMMARY, is_seed_folder
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -205,7 +202,7 @@ def write_seed(out: Path, run: RunResult, seed: SeedResult, *, save_models: Call
     final = out / f"seed_{seed.seed}"
     if final.exists() and not overwrite:
         raise OutputExistsError(f"{final} exists; refusing to overwrite it (pass --force / overwrite=True)")
-    tmp = staging_dir(out, prefix=f".seed_{seed.seed}.", suffix=".part")
+    tmp = staging_dir(out, prefix=f"{SEED_STAGING_PREFIX}{seed.seed}.", suffix=".part")
     try:
         write_json(tmp / SEED_RESULT, seed.record())
         arrays = dict(y_true=run.labels, y_pred=seed.predictions, mask=run.mask,
@@ -214,21 +211,23 @@ def write_seed(out: Path, run: RunResult, seed: SeedResult, *, save_models: Call
             arrays["probabilities"] = seed.probabilities.astype(np.float32)
         with atomic_path(tmp / PREDICTIONS, suffix=".npz") as part:
             np.savez_compressed(part, **arrays)
-        write_text(tmp / "confusion_matrix.csv", confusion_csv(seed.metrics["confusion_matrix"], run.class_names))
+        write_text(tmp / CONFUSION, confusion_csv(seed.metrics["confusion_matrix"], run.class_names))
         if save_models is not None:
             save_models(tmp)
         if final.exists():
+            if not is_seed_folder(final):
+                raise OutputExistsError(f"{final} is not a seed folder this suite wrote; refusing to replace it")
             shutil.rmtree(final)
-        tmp.rename(final)
+        release_staging(tmp, final)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            release_staging(tmp)
     return final
 
 
 def confusion_csv(cm, names: Sequence[str]) -> str:
-    rows = ["true\\pred," + ",".join(names)] + [f"{n}," + ",".join(map(str, r)) for n, r in zip(names, cm)]
-    return "\n".join(rows) + "\n"
+    """The confusion matrix as CSV (rows true, columns predicted), quoted and safe to open in a spreadsheet."""
+    return csv_text([["true\\pred", *names], *([n, *map(int, r)] for n, r in zip(names, cm))])
 
 
 def write_summary(out: Path, run: RunResult, *, overwrite: bool = True) -> Path:
@@ -237,9 +236,30 @@ def write_summary(out: Path, run: RunResult, *, overwrite: bool = True) -> Path:
 
 # ------------------------------------------------------------------------------------------------ reading
 
+class RunFormatError(ValueError):
+    """A run directory's file that is not as the suite writes it (edited, damaged, or from elsewhere); the message
+    names the file."""
+
+
+MAX_PREDICTION_BYTES = 1 << 30  # predictions.npz expands to at most this many bytes (a CV run of MOSEI: ~10 MB)
+_PREDICTION_KINDS = "biuf"  # y_true, y_pred, mask, probabilities; dialogue_ids are text ('U')
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise RunFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except ValueError as e:
+        raise RunFormatError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(document, dict):
+        raise RunFormatError(f"{path}: expected a JSON object, got {type(document).__name__}")
+    return document
+
+
 def read_config(out: Path) -> dict | None:
     path = Path(out) / CONFIG
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_json(path) if path.is_file() else None
 
 
 def seed_folders(out: Path) -> dict[int, Path]:
@@ -253,26 +273,77 @@ def seed_folders(out: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def load_predictions(path: Path, *, max_bytes: int = MAX_PREDICTION_BYTES) -> dict[str, np.ndarray]:
+    """The arrays of a ``predictions.npz``, read without unpickling and without trusting its size: every member's
+    ``.npy`` header is read first, and a file whose arrays would expand beyond ``max_bytes`` (a compression bomb),
+    or that holds object arrays or anything but numbers and text, is refused (:class:`RunFormatError`)."""
+    import zipfile
+
+    path = Path(path)
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                              np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = header(member, max_header_size=10000)
+                if dtype.hasobject or dtype.kind not in _PREDICTION_KINDS + "U":
+                    raise RunFormatError(f"{path}: array {info.filename!r} has dtype {dtype}, which this suite never "
+                                         "writes; refusing to load it")
+                total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if total > max_bytes:
+                    raise RunFormatError(f"{path}: its arrays would expand to more than {max_bytes >> 20} MiB; this "
+                                         "suite never writes such a file (damaged, or a compression bomb)")
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except RunFormatError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise RunFormatError(f"{path}: not a predictions file this suite wrote ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:200]})") from None
+
+
+_SEED_KEYS = ("seed", "metrics", "history", "best_epoch", "epochs_run", "train_seconds")
+_ARRAY_KEYS = ("y_true", "y_pred", "mask", "dialogue_ids")
+
+
 def read_seed(folder: Path) -> tuple[SeedResult, dict[str, np.ndarray]]:
-    """A seed folder as a :class:`SeedResult`, with the scored set's arrays (y_true, mask, dialogue_ids)."""
+    """A seed folder as a :class:`SeedResult`, with the scored set's arrays (y_true, mask, dialogue_ids).
+    Raises :class:`RunFormatError` (naming the file) for a file that is not as the suite writes it."""
     folder = Path(folder)
-    record = json.loads((folder / SEED_RESULT).read_text())
+    record = _read_json(folder / SEED_RESULT)
+    missing = [k for k in _SEED_KEYS if k not in record]
+    if missing:
+        raise RunFormatError(f"{folder / SEED_RESULT}: lacks {', '.join(missing)}; rerun this seed")
     path = folder / PREDICTIONS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; rerun this seed")
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    folds = [FoldResult(**f) for f in record.get("folds", [])]
-    seed = SeedResult(seed=record["seed"], metrics=record["metrics"], history=record["history"],
-                      best_epoch=record["best_epoch"], epochs_run=record["epochs_run"],
-                      train_seconds=record["train_seconds"], predictions=arrays["y_pred"],
-                      probabilities=arrays.get("probabilities"), validation=record.get("validation", {}),
-                      folds=folds, provenance=record.get("provenance", {}))
+    arrays = load_predictions(path)
+    missing = [k for k in _ARRAY_KEYS if k not in arrays]
+    if missing:
+        raise RunFormatError(f"{path}: lacks the array(s) {', '.join(missing)}; rerun this seed")
+    try:
+        folds = [FoldResult(**f) for f in record.get("folds", [])]
+        seed = SeedResult(seed=int(record["seed"]), metrics=dict(record["metrics"]), history=list(record["history"]),
+                          best_epoch=record["best_epoch"], epochs_run=record["epochs_run"],
+                          train_seconds=float(record["train_seconds"]), predictions=arrays["y_pred"],
+                          probabilities=arrays.get("probabilities"), validation=dict(record.get("validation", {})),
+                          folds=folds, provenance=dict(record.get("provenance", {})))
+    except (TypeError, ValueError) as e:
+        raise RunFormatError(f"{folder / SEED_RESULT}: not as this suite writes it ({' '.join(str(e).split())[:200]})"
+                             ) from None
+    if seed.predictions.shape != arrays["y_true"].shape or (
+            seed.probabilities is not None and seed.probabilities.shape[:2] != seed.predictions.shape):
+        raise RunFormatError(f"{path}: its arrays disagree in shape; rerun this seed")
     return seed, arrays
 
 
 def read_run(out: str | Path) -> RunResult:
-    """The :class:`RunResult` of a run directory (its summary, config and every seed it lists)."""
+    """The :class:`RunResult` of a run directory (its summary, config and every seed it lists). Raises
+    ``FileNotFoundError`` for an incomplete or missing run, :class:`RunFormatError` naming the file that is not as
+    the suite writes it."""
     out = Path(out)
     path = out / SUMMARY
     if not path.is_file():
@@ -280,12 +351,21 @@ def read_run(out: str | Path) -> RunResult:
             raise FileNotFoundError(f"{out}: the run is incomplete (complete seeds: {sorted(seed_folders(out))}, no "
                                     "summary.json yet); rerun the same command to resume it")
         raise FileNotFoundError(f"{path}: no summary.json; is {out} a directory written by `mser run`?")
-    summary = json.loads(path.read_text())
+    summary = _read_json(path)
+    missing = [k for k in ("experiment", "seeds", "dataset", "class_names") if k not in summary]
+    if missing or not isinstance(summary.get("seeds"), list):
+        raise RunFormatError(f"{path}: lacks {', '.join(missing) or 'a list of seeds'}; is it a summary written by "
+                             "`mser run`?")
     config = read_config(out) or summary.get("config") or {}
-    record = config.get("experiment") or {
-        "name": summary["experiment"], "base": summary.get("base_experiment", ""),
-        "arch": summary.get("architecture", "?"), "modalities": summary.get("modalities", []),
-        **{k: summary[k] for k in ("description", "group", "family", "overrides") if k in summary}}
+    try:
+        record = config.get("experiment") or {
+            "name": summary["experiment"], "base": summary.get("base_experiment", ""),
+            "arch": summary.get("architecture", "?"), "modalities": summary.get("modalities", []),
+            **{k: summary[k] for k in ("description", "group", "family", "overrides") if k in summary}}
+        experiment = Experiment.from_record(record)
+    except (AttributeError, TypeError, ValueError, KeyError) as e:
+        raise RunFormatError(f"{out / CONFIG}: its experiment record is not as this suite writes it "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     run = None
     for s in summary["seeds"]:
         folder = out / f"seed_{s}"
@@ -293,10 +373,12 @@ def read_run(out: str | Path) -> RunResult:
             raise FileNotFoundError(f"{folder / SEED_RESULT}: missing; rerun `mser run` for {summary['experiment']}")
         seed, arrays = read_seed(folder)
         if run is None:
-            run = RunResult(Experiment.from_record(record), summary["dataset"], tuple(summary["class_names"]),
+            run = RunResult(experiment, dict(summary["dataset"]), tuple(map(str, summary["class_names"])),
                             arrays["y_true"], arrays["mask"].astype(bool),
                             tuple(str(d) for d in arrays["dialogue_ids"]), config=config,
                             provenance=summary.get("provenance", {}))
+        elif seed.predictions.shape != run.labels.shape:
+            raise RunFormatError(f"{folder / PREDICTIONS}: scored another set than seed {run.seeds[0].seed}")
         run.seeds.append(seed)
     if run is None:
         raise ValueError(f"{path}: lists no seeds")
@@ -309,31 +391,6 @@ def as_run(run: "RunResult | str | Path") -> RunResult:
 
 
 # ------------------------------------------------------------------------------------------------ provenance
-
-@functools.lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime: float) -> str:  # size and mtime: part of the cache key
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def data_sha256(source: str) -> str:
-    """The SHA-256 of the data file ``source``, or ``synthetic:<preset>`` for built-in data ('unknown' if the
-    source is no file)."""
-    from data_utils.synthetic import PRESETS
-
-    name = str(source).split(" (seed ")[0]
-    if name in PRESETS:
-        seed = str(source).partition(" (seed ")[2].rstrip(")") or "0"
-        return f"synthetic:{name}" + ("" if seed == "0" else f":seed{seed}")
-    path = Path(source)
-    if not path.is_file():
-        return "unknown"
-    stat = path.stat()
-    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime)
-
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:

@@ -18,12 +18,13 @@ that are missing, and a different configuration is refused before any training.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import itertools
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,17 +33,19 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data_utils.corpus import DataWarning
-from data_utils.dataset import (ERCDataset, class_warnings, load_dataset, session_folds, standardize,
+from data_utils.corpus import SPLITS, DataWarning
+from data_utils.dataset import (ERCDataset, check_scored, class_warnings, load_dataset, session_folds, standardize,
                                 with_validation_split)
-from data_utils.fileio import OutputExistsError, check_output_path, write_json
+from data_utils.fileio import STAGING_MARK, OutputExistsError, release_staging, staging_dir, write_json
+from data_utils.identity import describe_source
 from data_utils.labels import DEFAULT_SCHEME
 
-from . import metrics
-from .config import CV_MODES, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig
+from . import metrics, rundir
+from .config import CV_MODES, MAX_SEEDS, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig
 from .experiments import EXPERIMENTS, get_experiment
-from .results import (CONFIG, SUMMARY, FoldResult, RunResult, SeedResult, data_sha256, git_commit, provenance,
-                      read_config, read_seed, seed_folders, write_seed, write_summary)
+from .results import (CONFIG, SUMMARY, FoldResult, RunResult, SeedResult, git_commit, provenance,
+                      read_config, read_seed, write_seed, write_summary)
+from .rundir import MODEL_STAGING_PREFIX
 
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -124,9 +127,11 @@ def _plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_
         warnings.warn(message, DataWarning, stacklevel=2)
     config = experiment.train_config(epochs=epochs)
     info = {"path": path or name, "synthetic": bool(ds.synthetic), "label_scheme": ds.scheme.name,
-            "sha256": data_sha256(ds.source)}
+            **describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))}
     if cv is None:
-        folds = [("", _splits(with_validation_split(ds, seed=split_seed), config))]
+        held = with_validation_split(ds, seed=split_seed)
+        check_scored(held, SPLITS)  # before anything trains
+        folds = [("", _splits(held, config))]
         scored = folds[0][1][2]
         evaluation = {"kind": "test-split", "validation_dialogues": list(folds[0][1][1].dialogue_ids)}
     else:
@@ -221,6 +226,7 @@ def _train_seed(plan: _Plan, seed: int, *, verbose: int, staging: Path | None, p
         timing["fit_other"] += fitted.seconds - sum(fitted.step_seconds) - sum(fitted.validation_seconds)
         clock = time.perf_counter()
         probs = training.predict(model, test, exp.modalities)
+        training.check_finite(model, probs[test.mask])
         timing["test_prediction"] += time.perf_counter() - clock
         probabilities[[row[d] for d in test.dialogue_ids]] = probs
         if staging is not None:
@@ -291,37 +297,44 @@ def _check_build(plan: _Plan) -> None:
     from .architectures import build_for
 
     keras.backend.clear_session()
-    build_for(plan.experiment, plan.folds[0][1][0])
-    keras.backend.clear_session()
+    try:
+        build_for(plan.experiment, plan.folds[0][1][0])
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        detail = repr(e.args[0]) if isinstance(e, KeyError) and e.args else " ".join(str(e).split())[:300]
+        given = ", ".join(f"{k}={v!r}" for k, v in sorted(plan.experiment.hparams.items()))
+        raise ValueError(f"experiment {plan.experiment.name!r} cannot be built ({type(e).__name__}: {detail}); its "
+                         f"hyperparameters: {given or 'the defaults'}") from e
+    finally:
+        keras.backend.clear_session()
 
 
 def _run_and_write(plan: _Plan, seed: int, run: RunResult, out: Path | None, *, overwrite: bool, verbose: int,
                    progress: str = "") -> SeedResult:
     if out is None:
         return _train_seed(plan, seed, verbose=verbose, staging=None, progress=progress)
-    with tempfile.TemporaryDirectory(prefix=".models.", dir=_mkdir(out)) as staging:
-        result = _train_seed(plan, seed, verbose=verbose, staging=Path(staging), progress=progress)
+    staging = staging_dir(out, prefix=MODEL_STAGING_PREFIX)
+    try:
+        result = _train_seed(plan, seed, verbose=verbose, staging=staging, progress=progress)
 
         def move_models(folder: Path) -> None:
-            for path in Path(staging).iterdir():
-                shutil.move(str(path), folder / path.name)
+            for path in staging.iterdir():
+                if path.name != STAGING_MARK:
+                    shutil.move(str(path), folder / path.name)
 
         write_seed(out, run, result, save_models=move_models, overwrite=overwrite)
+    finally:
+        release_staging(staging)
     return result
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 # ------------------------------------------------------------------------------------------------ run directories
 
 def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite: bool, verbose: int
                  ) -> dict[int, SeedResult]:
-    """Make ``out`` ready for ``seeds`` of ``plan`` and return those of ``seeds`` whose complete folders it already
-    holds for the same configuration (reused, not retrained).
+    """Make ``out`` ready for ``seeds`` of ``plan`` (call it holding ``out``'s lock, :func:`rundir.claim`) and return
+    those of ``seeds`` whose complete folders it already holds for the same configuration (reused, not retrained).
 
+    ``out`` must be new, empty, or a run directory holding only what the suite wrote (:func:`rundir.check_ours`).
     A different configuration is refused while the folder holds complete seeds of it, unless ``overwrite``, which
     then removes them; a folder with none (a run that failed before its first seed) is simply taken over. With the
     same configuration ``overwrite`` removes the folders of ``seeds``, which are retrained. Seed folders of other
@@ -329,13 +342,10 @@ def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite:
     """
     if out is None:
         return {}
-    out = check_output_path(out, directory=True)
-    for leftover in [*out.glob(".seed_*.part"), *out.glob(".models.*")]:  # from a run killed mid-seed
-        shutil.rmtree(leftover, ignore_errors=True)
-    recorded = read_config(out)
-    folders = seed_folders(out)
-    for broken in set(out.glob("seed_*")) - set(folders.values()):  # no result.json or predictions: unusable
-        shutil.rmtree(broken, ignore_errors=True)
+    found = rundir.check_ours(out)
+    rundir.remove_leftovers(found)  # staging folders of a run that was killed mid-seed (we hold the lock)
+    recorded = read_config(out) if found.config else None
+    folders = dict(found.seeds)
     if recorded is None and (folders or (out / SUMMARY).exists()):
         if not overwrite:
             raise OutputExistsError(f"{out} holds a run without {CONFIG} (from an older version); refusing to "
@@ -351,8 +361,9 @@ def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite:
     else:
         remove = [s for s in seeds if s in folders] if overwrite else []
     for s in remove:
-        shutil.rmtree(folders.pop(s))
-    (out / SUMMARY).unlink(missing_ok=True)  # rewritten when this run ends
+        rundir.remove_seed(folders.pop(s))
+    if found.config:
+        (out / SUMMARY).unlink(missing_ok=True)  # rewritten when this run ends
     write_json(out / CONFIG, plan.document, overwrite=True)
     reused = {s: read_seed(folders[s])[0] for s in seeds if s in folders}
     name = plan.experiment.name
@@ -366,6 +377,18 @@ def _prepare_out(out: Path | None, plan: _Plan, seeds: Sequence[int], overwrite:
     if others:
         _log(verbose, f"[{name}] {out}: seed folder(s) {others} stay, outside this run's summary")
     return reused
+
+
+@contextlib.contextmanager
+def _claimed(outs: Iterable[Path | None]):
+    """Hold the lock of every run directory in ``outs`` (None: not written) while the block runs."""
+    outs = [out for out in outs if out is not None]
+    for out in outs:
+        rundir.check_ours(out)  # before the lock file is written into a folder that is not ours
+    with contextlib.ExitStack() as stack:
+        for out in outs:
+            stack.enter_context(rundir.claim(out))
+        yield
 
 
 def _differences(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
@@ -417,13 +440,14 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
                         command=command, backend=backend, address=address)[exp.name]
     plan = _plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
     _check_build(plan)
-    reused = _prepare_out(out, plan, seeds, overwrite, verbose)
-    run = _empty_result(plan, command)
-    todo = [s for s in seeds if s not in reused]
-    for i, seed in enumerate(todo):
-        run.seeds.append(_run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=verbose,
-                                        progress=f"{i + 1}/{len(todo)}"))
-    return _finish(run, reused, out)
+    with _claimed([out]):
+        reused = _prepare_out(out, plan, seeds, overwrite, verbose)
+        run = _empty_result(plan, command)
+        todo = [s for s in seeds if s not in reused]
+        for i, seed in enumerate(todo):
+            run.seeds.append(_run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=verbose,
+                                            progress=f"{i + 1}/{len(todo)}"))
+        return _finish(run, reused, out)
 
 
 def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *, epochs: int | None = None,
@@ -441,13 +465,19 @@ def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *,
 
 
 def _seed_list(seeds: Iterable[int], exp: Experiment) -> list[int]:
-    seeds = [int(s) for s in seeds]
+    """``seeds`` as a list of distinct seeds in 0 … 2**32 - 1, at most :data:`MAX_SEEDS` of them (checked before the
+    list is built: ``range(10**11)`` is refused at once); ``ValueError`` otherwise."""
+    if isinstance(seeds, range) and len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{exp.name}: {len(seeds)} seeds asked for; at most {MAX_SEEDS} are run")
+    seeds = [int(s) for s in itertools.islice(seeds, MAX_SEEDS + 1)]
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{exp.name}: more than {MAX_SEEDS} seeds asked for; at most {MAX_SEEDS} are run")
     if not seeds:
         raise ValueError(f"{exp.name}: no seeds to run")
     if any(not 0 <= s < 2 ** 32 for s in seeds):
-        raise ValueError(f"{exp.name}: seeds must be in 0 … 2**32 - 1, got {seeds}")
+        raise ValueError(f"{exp.name}: seeds must be in 0 … 2**32 - 1, got {_short(seeds)}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"{exp.name}: seeds {seeds} repeat a seed")
+        raise ValueError(f"{exp.name}: seeds {_short(seeds)} repeat a seed")
     return seeds
 
 
@@ -498,12 +528,21 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
     if twice:
         raise ValueError(f"experiments {twice} appear twice; give derived experiments distinct names")
     ds, path = _load(data, scheme)
-    seeds = [int(s) for s in seeds]
+    seeds = _seed_list(seeds, exps[0]) if exps else []
     plans = {e.name: _plan(e, ds, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path)
              for e in exps}
     for e in exps:
-        _seed_list(seeds, e)
         _check_build(plans[e.name])
+    with _claimed(outs.values()):
+        return _run_claimed(exps, ds, path, plans, outs, seeds=seeds, workers=workers, progress=progress,
+                            epochs=epochs, scheme=scheme, overwrite=overwrite, verbose=verbose, split_seed=split_seed,
+                            cv=cv, command=command, backend=backend, address=address)
+
+
+def _run_claimed(exps, ds, path, plans, outs, *, seeds, workers, progress, epochs, scheme, overwrite, verbose,
+                 split_seed, cv, command, backend, address) -> dict[str, RunResult]:
+    """The rest of :func:`_run_all`, holding the lock of every run directory."""
+    names = [e.name for e in exps]
     reused = {n: _prepare_out(outs[n], plans[n], seeds, overwrite, verbose) for n in names}
     runs = {n: _empty_result(plans[n], command) for n in names}
     results: dict[str, RunResult] = {}
@@ -613,9 +652,29 @@ def _schedule(jobs: Mapping[str, list[tuple]], lanes: list):
                 if job:
                     running[lanes[lane].submit(_job, *job[1])] = (lane, job[0])
                 yield name, result
-    finally:
+    except BaseException:  # Ctrl-C, SIGTERM (the CLI raises KeyboardInterrupt for it) or a failed seed
         for lane in lanes:
-            lane.shutdown(wait=True, cancel_futures=True)
+            lane.shutdown(wait=False, cancel_futures=True)
+        _end_workers()
+        raise
+    for lane in lanes:
+        lane.shutdown(wait=True)
+
+
+def _end_workers(grace: float = 10.0) -> None:
+    """Stop every worker process this process started: SIGTERM (a worker then removes its staging folders and
+    exits, :func:`_worker_init`), SIGKILL for any still running after ``grace`` seconds."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)
 
 
 BACKENDS = ("local", "ray")
@@ -641,12 +700,24 @@ def default_workers(jobs: int) -> int:
 
 
 def _local_lanes(workers: int) -> list:
-    """``workers`` single-process pools (spawned: never fork a TensorFlow process), one TensorFlow thread each."""
+    """``workers`` single-process pools (spawned: never fork a TensorFlow process), one TensorFlow thread each.
+
+    The processes start here with SIGINT blocked, a mask they keep: Ctrl-C reaches the whole process group, and only
+    this process answers it (by ending the workers, :func:`_end_workers`), so no worker prints a traceback."""
     import multiprocessing
+    import signal
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    return [ProcessPoolExecutor(1, mp_context=context, initializer=_one_thread) for _ in range(workers)]
+    lanes = [ProcessPoolExecutor(1, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
+             for _ in range(workers)]
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for lane in lanes:
+            lane.submit(int)  # starts the lane's process now, while SIGINT is blocked
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return lanes
 
 
 class _RayLane:
@@ -668,6 +739,7 @@ class _LaneActor:
 
     def __init__(self):
         _one_thread()
+        _signals_end_worker()
 
     def call(self, fn, *args):
         return fn(*args)
@@ -723,12 +795,43 @@ def _job(payload: bytes | None, experiment: Experiment, data: ERCDataset, seed: 
         name, builder, modalities, speaker = pickle.loads(payload)  # our own bytes, from the parent process
         if name not in ARCHITECTURES:
             register_architecture(name, modalities=modalities, speaker=speaker)(builder)
-    return run_seed(experiment, data, seed, out=out, **options)
+    with warnings.catch_warnings():  # the parent printed what the data warrants, once
+        warnings.simplefilter("ignore", DataWarning)
+        return run_seed(experiment, data, seed, out=out, **options)
 
 
 def _one_thread() -> None:
-    """Worker initialiser: one TensorFlow thread per process, so workers do not fight over the cores."""
+    """One TensorFlow thread in this process, so workers do not fight over the cores."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _worker_init(parent: int) -> None:
+    """A local worker's initialiser: one TensorFlow thread; SIGTERM removes its staging folders and ends it; and it
+    ends itself the same way if ``parent`` (the process that started it) is gone, so no worker trains on orphaned."""
+    import threading
+
+    _signals_end_worker()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        _end_this_worker()
+
+    threading.Thread(target=watch, name="mser-parent-watch", daemon=True).start()
+    _one_thread()
+
+
+def _signals_end_worker() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: _end_this_worker())
+
+
+def _end_this_worker() -> None:
+    from data_utils.fileio import remove_live_staging
+
+    remove_live_staging()
+    os._exit(143)

@@ -245,6 +245,19 @@ class TrainingDivergedError(ValueError):
     """The training loss became NaN or infinite; training stops at the end of that epoch."""
 
 
+def check_finite(model: keras.Model, probabilities: np.ndarray | None = None) -> None:
+    """Raise :class:`TrainingDivergedError` if a weight of ``model`` (or a value of ``probabilities``) is NaN or
+    infinite: such a model is never saved or scored as a result."""
+    bad = [w.path for w in model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+    if bad:
+        raise TrainingDivergedError(f"the trained model has non-finite weights ({', '.join(bad[:3])}"
+                                    f"{' …' if len(bad) > 3 else ''}): training diverged; it is neither saved nor "
+                                    "scored. Lower the learning rate, or check the optimizer settings (train.*)")
+    if probabilities is not None and not np.isfinite(probabilities).all():
+        raise TrainingDivergedError("the trained model predicts non-finite probabilities: training diverged; it is "
+                                    "neither saved nor scored")
+
+
 class _Selection(keras.callbacks.Callback):
     """Scores the validation split after every epoch, keeps the weights of the ``average_top`` best epochs, stops
     after ``patience`` epochs without a better score, and ends with the best epoch's weights ('best') or their mean
@@ -341,6 +354,7 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     start = time.perf_counter()
     _fit_passes(model, batches, config.epochs, selection)
     seconds = time.perf_counter() - start
+    check_finite(model)
     epochs_run = len(selection.history)
     if selection.averaged_epochs:  # averaged weights: score them once more
         final = evaluate_model(model, valid, modalities, config.batch_size)

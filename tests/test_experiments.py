@@ -154,7 +154,8 @@ def test_run_directory_has_the_documented_summary_and_provenance(two_runs):
     summary = json.loads((out / "a" / "summary.json").read_text())
     assert summary["experiment"] == "text-bilstm"
     assert summary["dataset"] == {"path": SMALL, "synthetic": True, "label_scheme": "merged4",
-                                  "sha256": "synthetic:synthetic-small"}
+                                  "sha256": "synthetic:synthetic-small", "name": "SYNTHETIC data (not IEMOCAP)",
+                                  "file": "synthetic-small (seed 0)", "dialogues": 26, "poria": False}
     assert summary["seeds"] == [0, 1]
     for m in METRICS:
         entry = summary["metrics"][m]

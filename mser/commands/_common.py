@@ -9,7 +9,7 @@ from data_utils.fileio import OutputExistsError, OutputPathError
 
 
 def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {' '.join(str(message).split()) or 'failed (no reason given)'}", file=sys.stderr)
     return 1
 
 
@@ -18,10 +18,32 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, OutputExistsError, Outpu
 
 
 def handles_data_errors(handler):
+    """Run a command: what its input can cause (:data:`USER_ERRORS`, OS errors on paths and disks, a recursion or
+    memory limit, TensorFlow running out of memory for a model) becomes one ``error:`` line and exit code 1."""
     @functools.wraps(handler)
     def wrapper(args) -> int:
         try:
             return handler(args)
         except USER_ERRORS as e:
             return fail(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+        except BrokenPipeError:
+            raise  # the reader went away: mser.cli.main ends quietly
+        except OSError as e:
+            name = str(e.filename) if getattr(e, "filename", None) else ""
+            where = f"{name if len(name) <= 200 else name[:120] + '…' + name[-60:]}: " if name else ""
+            return fail(f"{where}{e.strerror or e}")
+        except RecursionError:
+            return fail("the input nests deeper than Python can follow (RecursionError)")
+        except MemoryError as e:
+            return fail(f"out of memory{f' ({e})' if str(e) else ''}: the input or the model is too large for this "
+                        "machine")
+        except Exception as e:  # noqa: BLE001 — only TensorFlow's resource errors; everything else re-raised
+            if type(e).__name__ == "ResourceExhaustedError" and type(e).__module__.startswith("tensorflow"):
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                return fail(f"TensorFlow ran out of memory building or training the model ({first[:200]}); lower the "
+                            "hyperparameters that size it (--set)")
+            raise
     return wrapper
+
+
+RESUME_HINT = "a run directory keeps its complete seeds: rerun the same command to resume it."

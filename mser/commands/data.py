@@ -75,7 +75,8 @@ def _convert(args: argparse.Namespace) -> int:
     from data_utils.corpus import read_corpus, write_corpus
     from data_utils.fileio import check_output_path
 
-    check_output_path(args.out, overwrite=args.force, option="--out")  # before the source is read
+    # before the source is read; never onto the source itself
+    check_output_path(args.out, overwrite=args.force, option="--out", inputs=[args.source])
     corpus = read_corpus(args.source, label_names=args.label_names)
     path = write_corpus(corpus, args.out, overwrite=args.force)
     print(json.dumps({"written": str(path), "from": args.source, "label_names": list(corpus.label_names),

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from data_utils.labels import DEFAULT_SCHEME, SCHEMES
-from model_utils.config import CV_MODES, GROUPS
+from model_utils.config import CV_MODES, GROUPS, MAX_SEEDS
 from model_utils.metrics import METRICS
 
-from ._common import handles_data_errors
+from ._common import RESUME_HINT, handles_data_errors
 from .data import DATA_HELP
 
 
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     run.add_argument("name", help="experiment name (see `mser list`)")
     _data_args(run)
     seeds = run.add_mutually_exclusive_group()
-    seeds.add_argument("--seeds", type=_positive, default=3, metavar="N",
+    seeds.add_argument("--seeds", type=_seed_count, default=3, metavar="N",
                        help="seeds 0..N-1 (default 3); on an existing run, adds the missing ones")
     seeds.add_argument("--seed-list", type=_int_list, metavar="S,S,...", help="exactly these seeds, e.g. 7,11")
     run.add_argument("--epochs", type=_positive, help="cap on epochs (early stopping on validation decides)")
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     run.add_argument("--ray", metavar="ADDRESS",
                      help="train the seeds on a Ray cluster: 'auto' (the cluster this machine belongs to), host:port, "
                           "or 'local' (start one here); --workers lanes, default the cluster's CPUs (the ray extra)")
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, interrupted=RESUME_HINT)
 
     select = subparsers.add_parser(
         "select", help="choose features × experiment by cross-validation inside the training dialogues",
@@ -60,7 +60,7 @@ def register(subparsers) -> None:
     select.add_argument("--data", action="append", required=True, metavar="PATH",
                         help="a corpus pickle; repeat for several feature sets")
     select.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"])
-    select.add_argument("--seeds", type=_positive, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
+    select.add_argument("--seeds", type=_seed_count, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
     select.add_argument("--epochs", type=_positive, help="cap on epochs")
     select.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                         help="an override for every candidate (as in `mser run`)")
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     select.add_argument("--workers", type=_positive,
                         help="processes training side by side (default: one per core)")
     select.add_argument("--out", type=Path, default=Path("runs/select"), help="where the runs go (resumable)")
-    select.set_defaults(func=_select)
+    select.set_defaults(func=_select, interrupted=RESUME_HINT)
 
     table = subparsers.add_parser("table", help="one markdown and CSV table from several run directories")
     table.add_argument("runs", nargs="+", type=Path, help="run directories written by `mser run`")
@@ -109,6 +109,13 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _seed_count(text: str) -> int:
+    count = _positive(text)
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds are run (each trains a model), got {text!r}")
+    return count
+
+
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -138,6 +145,7 @@ def _run(args) -> int:
     import shlex
 
     from data_utils.fileio import check_output_path, to_json
+    from model_utils.rundir import check_ours
     from model_utils.runner import default_workers, resolve_experiment, run_dir_name, run_experiment
 
     if args.epochs and any(o.strip().startswith("train.epochs=") for o in args.overrides):
@@ -145,6 +153,7 @@ def _run(args) -> int:
     experiment = resolve_experiment(args.name, args.overrides)  # unknown keys fail here, before any data is read
     out = check_output_path(args.out or Path("runs") / run_dir_name(experiment, args.cv), directory=True,
                             option="--out")  # before the data is read or anything trained
+    check_ours(out)  # a folder holding what the suite did not write is refused, --force or not
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
     # on Ray, 1 means "as many lanes as the cluster has CPUs" (runner._ray_lanes)
     workers = args.workers or (1 if args.ray else default_workers(len(seeds)))
@@ -161,7 +170,7 @@ def _run(args) -> int:
 
 @handles_data_errors
 def _select(args) -> int:
-    from data_utils.fileio import check_output_path, write_text
+    from data_utils.fileio import check_output_path, frame_csv, write_text
     from model_utils import selection
     from model_utils.experiments import get_experiment
     from model_utils.runner import default_workers, resolve_experiment
@@ -176,21 +185,23 @@ def _select(args) -> int:
     markdown = selection.to_markdown(table, args.metric)
     print(markdown, end="")
     write_text(args.out / "selection.md", markdown, overwrite=True)
-    write_text(args.out / "selection.csv", table.to_csv(index=False), overwrite=True)
+    write_text(args.out / "selection.csv", frame_csv(table), overwrite=True)
     return 0
 
 
 @handles_data_errors
 def _table(args) -> int:
-    from data_utils.fileio import check_output_path, write_text
+    from data_utils.fileio import check_output_path, frame_csv, write_text
     from model_utils.reporting import runs_table, to_markdown
 
     if args.csv:
-        check_output_path(args.csv, overwrite=args.force, option="--csv")  # fail before printing anything
+        # fail before printing anything; never onto a file of a run it reads
+        check_output_path(args.csv, overwrite=args.force, option="--csv",
+                          inputs=[p for run in args.runs for p in (run / "summary.json", run / "config.json")])
     table = runs_table(args.runs)
     print(to_markdown(table), end="")
     if args.csv:
-        write_text(args.csv, table.to_csv(index=False), overwrite=args.force)
+        write_text(args.csv, frame_csv(table), overwrite=args.force)
     return 0
 
 

@@ -37,7 +37,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def handler(args: argparse.Namespace) -> int:
     """Extract and write; 0 and a one-line JSON summary on success, 1 (message on stderr) on failure."""
     try:
-        check_output_path(args.out, overwrite=args.force, option="--out")  # fail before the slow extraction
+        # fail before the slow extraction; never onto the base pickle
+        check_output_path(args.out, overwrite=args.force, option="--out", inputs=[args.base])
         corpus = add_audio_features(read_corpus(args.base), args.audio_dir, feature_set=args.feature_set)
         write_corpus(corpus, args.out, overwrite=args.force)
     except (DataFormatError, UnsafePickleError, OpenSmileMissingError, AudioFeatureError, OSError) as e:

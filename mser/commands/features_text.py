@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from data_utils.corpus import DataFormatError, describe_widths, write_corpus
-from data_utils.fileio import OutputExistsError, OutputPathError, check_output_path
+from data_utils.corpus import describe_widths, write_corpus
+from data_utils.fileio import check_output_path
 from data_utils.labels import DEFAULT_SCHEME, SCHEMES
 from data_utils.text_features import DEFAULT_TFIDF_DIM, ENCODERS, MissingExtraError, build_text_corpus
+
+from ._common import fail, handles_data_errors
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -43,18 +44,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+@handles_data_errors
 def handler(args: argparse.Namespace) -> int:
     """Build and write the corpus; print a one-line JSON summary. Returns the exit status."""
     try:
-        check_output_path(args.out, overwrite=args.force, option="--out")  # before the encoding work, not after it
+        # before the encoding work, not after it; never onto the transcripts themselves
+        check_output_path(args.out, overwrite=args.force, option="--out", inputs=[args.transcripts])
         corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
                                    fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
                                    cross_fit=args.cross_fit)
         write_corpus(corpus, args.out, overwrite=args.force)
-    except (DataFormatError, OutputExistsError, OutputPathError, MissingExtraError, FileNotFoundError,
-            ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except MissingExtraError as e:
+        return fail(str(e))
     print(json.dumps({"dialogues": len(corpus.dialogues), "utterances": sum(map(len, corpus.dialogues.values())),
                       "dim": describe_widths(corpus)["text"], "encoder": args.encoder, "out": str(args.out)}))
     return 0

@@ -13,7 +13,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-download", action="store_true", help="do not try to download the real pickle")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="run the notebooks' experiments on a Ray cluster: 'auto', host:port, or 'local' (the ray extra)")
-    p.set_defaults(func=_reproduce)
+    p.set_defaults(func=_reproduce, interrupted="every notebook was stopped and results.md was not written; the "
+                                                 "reports folder keeps the notebooks that finished. Run the same "
+                                                 "command again to start anew (that folder is kept beside the new one).")
 
 
 @handles_data_errors

@@ -4,7 +4,8 @@ It runs in its own process because openSMILE crashes in a process that imported 
 imports nothing that imports TensorFlow (only the standard library, numpy and, lazily, opensmile).
 
 The request is a JSON object ``{"feature_set": openSMILE FeatureSet name, "wavs": [paths], "matrix": npy path,
-"result": json path}``. On success the worker writes the float32 matrix (one row per wav, in request order) to
+"result": json path, "current": text path}``; before each wav the worker writes its path to ``current``, so that a
+crash (openSMILE's C code can take the process down) is blamed on the file it was reading. On success the worker writes the float32 matrix (one row per wav, in request order) to
 ``matrix``, ``{"order": [paths]}`` to ``result`` and exits 0. On failure it writes ``{"error": message,
 "wav": path or null, "missing_extra": bool}`` to ``result`` and exits 1.
 """
@@ -44,10 +45,15 @@ def _functionals(smile, wav: str) -> np.ndarray:
     return rows[0]
 
 
-def extract(feature_set: str, wavs: list[str]) -> np.ndarray:
-    """One row of ``feature_set`` functionals per wav, as float32."""
+def extract(feature_set: str, wavs: list[str], current: Path | None = None) -> np.ndarray:
+    """One row of ``feature_set`` functionals per wav, as float32; each wav's path is written to ``current`` first."""
     smile = _smile(feature_set)
-    return np.stack([_functionals(smile, wav) for wav in wavs]).astype(np.float32)
+    rows = []
+    for wav in wavs:
+        if current is not None:
+            current.write_text(wav, encoding="utf-8")
+        rows.append(_functionals(smile, wav))
+    return np.stack(rows).astype(np.float32)
 
 
 def main(argv: list[str]) -> int:
@@ -57,7 +63,8 @@ def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     result = Path(request["result"])
     try:
-        matrix = extract(request["feature_set"], request["wavs"])
+        matrix = extract(request["feature_set"], request["wavs"],
+                         Path(request["current"]) if request.get("current") else None)
     except WorkerError as e:
         result.write_text(json.dumps({"error": str(e), "wav": e.wav, "missing_extra": e.missing_extra}),
                           encoding="utf-8")

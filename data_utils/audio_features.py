@@ -6,10 +6,12 @@ TensorFlow; the two exchange JSON and ``.npy`` files, never pickles.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,11 +94,11 @@ def extract_functionals(wavs: Sequence[Path], *, feature_set: str = "egemaps") -
     with tempfile.TemporaryDirectory(prefix="mser-opensmile-") as tmp:
         tmp = Path(tmp)
         request = {"feature_set": smile_name, "wavs": wavs, "matrix": str(tmp / "features.npy"),
-                   "result": str(tmp / "result.json")}
+                   "result": str(tmp / "result.json"), "current": str(tmp / "current.txt")}
         (tmp / "request.json").write_text(json.dumps(request), encoding="utf-8")
         proc = subprocess.run([sys.executable, "-m", "data_utils._opensmile_worker", str(tmp / "request.json")],
                               env=_worker_env(), capture_output=True, text=True)
-        result = _read_result(Path(request["result"]), proc)
+        result = _read_result(Path(request["result"]), proc, Path(request["current"]))
         if result.get("order") != wavs:
             raise AudioFeatureError("the openSMILE worker returned rows in an unexpected order")
         matrix = np.load(request["matrix"], allow_pickle=False)
@@ -117,7 +119,9 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def _read_result(path: Path, proc: subprocess.CompletedProcess) -> dict:
+def _read_result(path: Path, proc: subprocess.CompletedProcess, current: Path | None = None) -> dict:
+    """The worker's result, or the error it reported (naming the wav), or, if it crashed, an error naming the wav
+    it was reading (``current``) and the signal that ended it."""
     result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if proc.returncode == 0 and "order" in result:
         return result
@@ -127,9 +131,15 @@ def _read_result(path: Path, proc: subprocess.CompletedProcess) -> dict:
     if "error" in result:
         where = f"{result['wav']}: " if result.get("wav") else ""
         raise AudioFeatureError(f"{where}{result['error']}")
-    tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-    raise AudioFeatureError(f"the openSMILE worker failed with exit code {proc.returncode}"
-                            + (f":\n{tail}" if tail else ""))
+    wav = current.read_text(encoding="utf-8") if current is not None and current.is_file() else ""
+    how = f"exit code {proc.returncode}"
+    if proc.returncode < 0:
+        with contextlib.suppress(ValueError):
+            how += f", {signal.Signals(-proc.returncode).name}"
+    tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+    raise AudioFeatureError(f"{wav + ': ' if wav else ''}the openSMILE worker crashed ({how})"
+                            + (" while reading this file; check it plays (e.g. with sox), or remove it" if wav else "")
+                            + (f" [{tail[:300]}]" if tail else ""))
 
 
 def _check_matrix(matrix: np.ndarray, wavs: Sequence[str], width: int, smile_name: str) -> None:

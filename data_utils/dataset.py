@@ -17,12 +17,13 @@ T is the longest dialogue. There is no padding class: padding is ``present``'s j
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .corpus import SPLITS, Corpus, read_corpus
+from .corpus import SPLITS, Corpus, DataWarning, read_corpus
 from .labels import DEFAULT_SCHEME, LabelScheme, get_scheme
 
 SYNTHETIC = "synthetic"
@@ -285,12 +286,30 @@ def class_warnings(ds: ERCDataset, split_seed: int = 0, *, test: bool = True) ->
         if len(names) > 1:
             out.append(f"{ds.source}: classes {' and '.join(map(repr, names))} differ only by case; if they are one "
                        "label, spell it one way")
+    for split, counts in (("train", train), ("test", test_counts)) if test else (("train", train),):
+        if held.splits.get(split) and not sum(counts.values()):
+            out.append(unscored_split_message(held, split))
     untested = untested_classes(held) if test else []
     if untested and sum(test_counts.values()):
         c, k = ds.num_classes, len(untested)
         out.append(f"{ds.source}: class(es) {', '.join(map(repr, untested))} have no test utterances; their recall "
                    f"and F1 count as 0, so macro-F1 and UAR are capped at {c - k}/{c} = {(c - k) / c:.3f}")
     return out
+
+
+def unscored_split_message(ds: ERCDataset, split: str) -> str:
+    """Why ``split`` of ``ds`` cannot be trained on or scored: none of its utterances has a label the scheme scores."""
+    return (f"{ds.source}: the {split} split ({len(ds.splits.get(split, ()))} dialogues) has no scored utterance under "
+            f"label scheme {ds.scheme.name!r} (classes {', '.join(ds.class_names)}): its labels are blank or outside "
+            "the scheme; choose another --scheme, or give those dialogues labels")
+
+
+def check_scored(ds: ERCDataset, splits: Sequence[str]) -> None:
+    """Refuse (``ValueError``, naming file, split and scheme) a dataset whose ``splits`` hold no scored utterance,
+    before anything is trained on it."""
+    for split in splits:
+        if not ds.subset(split).mask.any():
+            raise ValueError(unscored_split_message(ds, split))
 
 
 def untested_classes(ds: ERCDataset) -> list[str]:
@@ -368,10 +387,21 @@ def session_folds(ds: ERCDataset, *, within: Sequence[str] = ("train", "valid", 
 
 @dataclass(frozen=True)
 class Standardizer:
-    """Per-modality mean and standard deviation over the real utterances of the training dialogues."""
+    """Per-modality mean and standard deviation (float64, shape (D,)) over the real utterances of the training
+    dialogues.
+
+    Computed in float64, so features of any finite float32 scale (1e-30 or 1e30) standardise to unit variance. A
+    dimension whose spread is within float32's rounding of its magnitude (std <= :data:`CONSTANT_RTOL` times the
+    largest absolute value; an all-zero dimension too) is constant: it is centred and left unscaled. A modality whose
+    typical standard deviation is beyond :data:`EXTREME_SCALE` (or below its inverse) gets a ``DataWarning``: the
+    models see it standardised, but a run with ``standardize=False`` would not.
+    """
 
     mean: Mapping[str, np.ndarray]
     std: Mapping[str, np.ndarray]
+
+    CONSTANT_RTOL = 1e-6
+    EXTREME_SCALE = 1e6
 
     @classmethod
     def fit(cls, ds: ERCDataset, split: str = "train") -> "Standardizer":
@@ -380,16 +410,24 @@ class Standardizer:
             raise ValueError(f"{ds.source}: split {split!r} has no utterances to fit a standardizer on")
         mean, std = {}, {}
         for m, a in train.features.items():
-            rows = a[train.present]
+            rows = a[train.present].astype(np.float64)
             mean[m] = rows.mean(axis=0)
-            std[m] = np.where(rows.std(axis=0) > 1e-8, rows.std(axis=0), 1.0)
+            spread = rows.std(axis=0)
+            constant = spread <= cls.CONSTANT_RTOL * np.abs(rows).max(axis=0)
+            std[m] = np.where(constant, 1.0, spread)
+            typical = float(np.median(spread[~constant])) if (~constant).any() else 1.0
+            if not 1 / cls.EXTREME_SCALE <= typical <= cls.EXTREME_SCALE:
+                warnings.warn(f"{ds.source}: the {m} features have an extreme scale (median standard deviation "
+                              f"{typical:.3g} over the training utterances); they are standardised on the training "
+                              f"dialogues, as models need, but check how they were extracted", DataWarning,
+                              stacklevel=2)
         return cls(mean, std)
 
     def transform(self, ds: ERCDataset) -> ERCDataset:
         if ds.standardized:
             raise ValueError(f"{ds.source}: features are standardized already")
         keep = ds.present[..., None]
-        features = {m: np.where(keep, (a - self.mean[m]) / self.std[m], 0.0).astype(np.float32)
+        features = {m: np.where(keep, (a.astype(np.float64) - self.mean[m]) / self.std[m], 0.0).astype(np.float32)
                     for m, a in ds.features.items()}
         return dataclasses.replace(ds, features=features, standardized=True)
 

@@ -209,16 +209,24 @@ def sentence_embeddings(sentences: Sequence[str], *, jobs: list[dict] | None = N
     """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``).
     With ``jobs`` (see :func:`_fine_tune_jobs`), each job fine-tunes a fresh encoder and embeds its utterances;
     ``report["encoders"]`` then lists what each fine-tuning measured."""
+    # The folder is private (0700) and the user's text in it too (0600); it goes when the block ends, however it
+    # ends (Ctrl-C, or SIGTERM, which the CLI turns into the same), and so does the worker.
     with tempfile.TemporaryDirectory(prefix="mser-st-") as tmp:
         src, out = Path(tmp) / "sentences.json", Path(tmp) / "embeddings.npy"
-        src.write_text(json.dumps({"sentences": list(sentences), "jobs": jobs}), encoding="utf-8")
+        with os.fdopen(os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+            json.dump({"sentences": list(sentences), "jobs": jobs}, f)
         proc = subprocess.Popen([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
                                 env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        errors = []
-        for line in proc.stderr:  # relay fine-tuning progress, keep the rest for the error message
-            (sys.stderr.write if line.startswith("fine-tuning ") else errors.append)(line)
-        stdout = proc.stdout.read()
-        returncode = proc.wait()
+        try:
+            errors = []
+            for line in proc.stderr:  # relay fine-tuning progress, keep the rest for the error message
+                (sys.stderr.write if line.startswith("fine-tuning ") else errors.append)(line)
+            stdout = proc.stdout.read()
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: the worker must not outlive its folder
+                proc.kill()
+                proc.wait()
         stderr = "".join(errors)
         if returncode == MISSING_EXTRA:
             raise MissingExtraError(f"{INSTALL_TEXT_EXTRA} [{stderr.strip()}]")

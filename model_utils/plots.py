@@ -16,7 +16,12 @@ from .results import RunResult
 
 
 def _data_tag(result: RunResult) -> str:
-    return "SYNTHETIC data" if result.data["synthetic"] else Path(result.data["path"]).name
+    """The data a figure of ``result`` comes from (:func:`reporting.data_name`), and its settings when they are not
+    the experiment's own (an epoch cap)."""
+    from .reporting import data_name, settings_note
+
+    note = settings_note(result)
+    return data_name(result.data) + (f"; {note}" if note else "")
 
 
 def _save(fig, save_dir: str | Path | None, name: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
 from .results import SEED_RESULT, SUMMARY
 

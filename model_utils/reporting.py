@@ -3,11 +3,15 @@ path for both (:func:`model_utils.results.as_run`). No deep-learning backend is 
 """
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from data_utils.identity import SYNTHETIC_NAME, describe_source
 
 from .metrics import METRICS, paired_bootstrap
 from .results import RunResult, as_run
@@ -17,11 +21,33 @@ DIFFERS_MARK = "†"
 
 
 def data_label(dataset: dict) -> str:
-    """How a table names its data: synthetic data is always called out."""
-    scheme = dataset.get("label_scheme", "?")
+    """How a table names its data (``dataset``: a run's ``data`` record): synthetic data is always called out, and
+    "IEMOCAP (Poria et al.)" only for that file itself (:func:`data_utils.identity.describe_source`)."""
+    return f"{data_name(dataset)}, {dataset.get('label_scheme', '?')}"
+
+
+def data_name(dataset: dict) -> str:
+    """The name of a run's data, without its label scheme (see :func:`data_label`)."""
     if dataset.get("synthetic"):
-        return f"SYNTHETIC data (not IEMOCAP), {scheme}"
-    return f"{dataset.get('path', '?')}, {scheme}"
+        return SYNTHETIC_NAME
+    return dataset.get("name") or dataset.get("path", "?")  # runs recorded before names existed: the path
+
+
+def settings_note(run: RunResult) -> str:
+    """What a run's settings change from the experiment's own, for figure titles: '' or e.g. 'epochs capped at 6'."""
+    if "epochs" in run.config.get("differs_from_defaults", []):
+        return f"epochs capped at {run.config.get('train_config', {}).get('epochs', '?')}"
+    return ""
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")  # '<', '>' and '&' become HTML entities first
+
+
+def escape_markdown(text) -> str:
+    """``text`` (a path, a label, an experiment name: anything that came from data) safe to put in markdown that a
+    notebook or nbconvert renders as HTML: HTML special characters become entities and markdown's punctuation is
+    backslash-escaped, so it shows as written and never becomes a tag, a link or a code span."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
 
 
 def _runs(results) -> list[RunResult]:
@@ -82,12 +108,12 @@ def to_markdown(table: pd.DataFrame, *, title: str | None = None) -> str:
     from. A row whose configuration differs from its experiment's defaults is marked † and explained below."""
     lines = []
     if title:
-        lines += [f"### {title}", ""]
+        lines += [f"### {escape_markdown(title)}", ""]
     for data in table["data"].unique():
         scored = ", ".join(sorted(table.loc[table["data"] == data, "evaluation"].unique())) \
             if "evaluation" in table else "test split"
-        lines.append(f"Data: **{data}**. Metrics over real utterances ({scored}), mean ± std over seeds; "
-                     "'Ensemble' averages the seeds' posteriors.")
+        lines.append(f"Data: **{escape_markdown(data)}**. Metrics over real utterances ({escape_markdown(scored)}), "
+                     "mean ± std over seeds; 'Ensemble' averages the seeds' posteriors.")
     lines.append("")
     header = ["Experiment", "Seeds"] + [METRIC_LABELS[m] for m in METRICS] + ["Ensemble macro-F1", "Train s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -97,9 +123,11 @@ def to_markdown(table: pd.DataFrame, *, title: str | None = None) -> str:
     for _, r in table.iterrows():
         tags = ([r["data"]] if multi_data else []) + ([r["evaluation"]] if multi_evaluation else [])
         name = f"{r['experiment']} ({'; '.join(tags)})" if tags else r["experiment"]
+        name = escape_markdown(name)
         if r.get("differs"):
             name += f" {DIFFERS_MARK}"
-            notes.append(f"{DIFFERS_MARK} {r['experiment']}: {r['differs']} (not the experiment's defaults)")
+            notes.append(f"{DIFFERS_MARK} {escape_markdown(r['experiment'])}: {escape_markdown(r['differs'])} (not "
+                         "the experiment's defaults)")
         ensemble = r.get("ens_macro_f1", np.nan)
         cells = [name, str(r["seeds"])] + [f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}" for m in METRICS] + \
                 ["–" if pd.isna(ensemble) else f"{ensemble:.4f}", f"{r['train_seconds']:.1f}"]
@@ -126,14 +154,22 @@ def compare_runs(a: RunResult | str | Path, b: RunResult | str | Path, *, metric
             "evaluation": evaluation_label(a), **result}
 
 
+FEW_DIALOGUES = 10  # a bootstrap over fewer dialogues than this says little: the comparison warns
+
+
 def describe_comparison(c: dict) -> str:
+    """A :func:`compare_runs` result in one sentence, with the number of dialogues it resampled (and a warning when
+    they are fewer than :data:`FEW_DIALOGUES`)."""
     verdict = "significant" if c["significant"] else "not significant"
     lo, hi = c["ci95"]
-    over = "test dialogues" if c.get("evaluation", "test split") == "test split" else \
-        f"the {c['n_dialogues']} dialogues of the cross-validation ({c['evaluation']})"
+    n = c["n_dialogues"]
+    over = f"the {n} test dialogues" if c.get("evaluation", "test split") == "test split" else \
+        f"the {n} dialogues of the cross-validation ({c['evaluation']})"
+    few = (f" Warning: only {n} dialogues were resampled (fewer than {FEW_DIALOGUES}); the p-value and interval "
+           "are unreliable.") if n < FEW_DIALOGUES else ""
     return (f"{c['b']} − {c['a']} on {c['metric']}: {c['diff']:+.4f} (95% CI {lo:+.4f} … {hi:+.4f}, "
             f"p = {c['p_value']:.4f}, {verdict} at 0.05; paired bootstrap over {over}, "
-            f"{c['n_boot']} resamples; data: {c['data']})")
+            f"{c['n_boot']} resamples; data: {c['data']}).{few}")
 
 
 def find_run(results: Mapping[str, RunResult], name: str) -> RunResult | None:
@@ -165,18 +201,34 @@ def describe_data(data) -> str:
     if isinstance(data, dict):
         return data_label(data)
     if hasattr(data, "scheme"):  # ERCDataset
-        return data_label({"path": data.source, "synthetic": data.synthetic, "label_scheme": data.scheme.name})
+        return data_label({**describe_source(data.source, synthetic=data.synthetic, dialogues=len(data)),
+                           "synthetic": data.synthetic, "label_scheme": data.scheme.name})
     return data_label(data.data)  # RunResult
 
 
-def data_banner(ds) -> Markdown:
-    """A notebook's first output: the data every number below comes from, loudly when it is synthetic."""
-    facts = (f"label scheme `{ds.scheme.name}` ({', '.join(ds.class_names)}); {len(ds.splits['train'])} training "
+def run_settings(*, quick: bool = False, epochs: int | None = None, seeds: int | None = None) -> str:
+    """A notebook's settings in words, when they are not the full study's ('' when they are): a QUICK smoke run, an
+    epoch cap."""
+    parts = (["QUICK smoke run (a few experiments, not for citing)"] if quick else []) + \
+        ([f"epochs capped at {epochs}"] if epochs else []) + ([f"{seeds} seeds"] if quick and seeds else [])
+    return "; ".join(parts)
+
+
+def data_banner(ds, *, settings: str = "") -> Markdown:
+    """A notebook's first output: the data every number below comes from (its name, file, SHA-256 and dialogue
+    count), loudly when it is synthetic, and ``settings`` (:func:`run_settings`) when they are not the full study's.
+    Every data-derived string is escaped (:func:`escape_markdown`)."""
+    labels = ", ".join(map(escape_markdown, ds.class_names))
+    facts = (f"label scheme {escape_markdown(ds.scheme.name)} ({labels}); {len(ds.splits['train'])} training "
              f"and {len(ds.splits['test'])} test dialogues, {int(ds.mask.sum())} scored utterances")
+    if settings:
+        facts += f". Settings: {escape_markdown(settings)}"
     if ds.synthetic:
         return Markdown(f"> **{SYNTHETIC_WARNING}.** Every number, table and figure below comes from the built-in "
                         f"synthetic data ({facts}). Use it to check the pipeline, never to cite.")
-    return Markdown(f"Data: `{ds.source}` (Poria et al.'s IEMOCAP features); {facts}.")
+    who = describe_source(ds.source, synthetic=False, dialogues=len(ds))
+    return Markdown(f"Data: **{escape_markdown(who['name'])}**, the file {escape_markdown(ds.source)} (SHA-256 "
+                    f"{who['sha256'][:16]}…, {who['dialogues']} dialogues); {facts}.")
 
 
 def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -202,9 +254,12 @@ def summary_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def styled(frame: pd.DataFrame, title: str, data, *, precision: int = 4):
-    """``frame`` for display in a notebook, captioned with ``title`` and the data it came from."""
-    return (frame.style.format(precision=precision, na_rep="–")
-            .set_caption(f"{title} — {describe_data(data)}")
+    """``frame`` for display in a notebook, captioned with ``title`` and the data it came from; every cell, label
+    and the caption HTML-escaped (they hold data-derived strings)."""
+    return (frame.style.format(precision=precision, na_rep="–", escape="html")
+            .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+            .format_index_names(escape="html", axis=0).format_index_names(escape="html", axis=1)
+            .set_caption(html.escape(f"{title} — {describe_data(data)}"))
             .set_table_styles([{"selector": "caption", "props": "font-weight: bold; text-align: left;"}]))
 
 
@@ -214,9 +269,9 @@ def frame_to_markdown(frame: pd.DataFrame, *, title: str, data, precision: int =
     def cell(v):
         if isinstance(v, (float, np.floating)):
             return "–" if np.isnan(v) else f"{v:.{precision}f}"
-        return str(v)
-    lines = [f"### {title}", "", f"Data: **{describe_data(data)}**.", "",
-             "| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
+        return escape_markdown(v)
+    lines = [f"### {escape_markdown(title)}", "", f"Data: **{escape_markdown(describe_data(data))}**.", "",
+             "| " + " | ".join(map(escape_markdown, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ beside the new one as ``reports.<when it was last written>/``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from data_utils.download import DEFAULT_PATH, DownloadError, download
 from data_utils.fileio import check_output_path, write_text
+from data_utils.identity import SYNTHETIC_NAME, describe_source
 from data_utils.labels import DEFAULT_SCHEME
 from data_utils.synthetic import PRESETS
 
@@ -72,7 +74,8 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
     if _has_contents(reports):
         check_output_path(_kept_name(reports), directory=True, option="--reports")  # the old one moves there
     data = resolve_data(data, try_download=try_download)
-    load_dataset(data, scheme=DEFAULT_SCHEME)  # a bad pickle fails here, in one line, before anything is moved
+    ds = load_dataset(data, scheme=DEFAULT_SCHEME)  # a bad pickle fails here, in one line, before anything is moved
+    identity = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))
     _fresh_reports_dir(reports)
     params = parameters(data, quick=quick, reports=reports)
     if ray:
@@ -95,22 +98,27 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
         _say(f"[{i}/{len(notebooks)}] {name} done in {walls[name]:.0f} s → reports/{name}.html")
 
     numbered = list(enumerate(notebooks, 1))
-    if params.get("WORKERS") == 1 and len(notebooks) > 1:
-        # Each kernel trains in itself: two notebooks side by side keep both cores busy, longest first
-        # (QUICK: where pools of worker processes would cost more to start than the runs take).
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = [pool.submit(run, i, name) for i, name in sorted(numbered, key=lambda x: -_WEIGHT.get(x[1], 0))]
-            for future in as_completed(futures):
-                if future.exception() is not None:
-                    for other in futures:
-                        other.cancel()  # those not started; a running notebook finishes first
-                    raise future.exception()
-        walls = {name: walls[name] for name in notebooks}
-    else:
-        for i, name in numbered:
-            run(i, name)
+    try:
+        if params.get("WORKERS") == 1 and len(notebooks) > 1:
+            # Each kernel trains in itself: two notebooks side by side keep both cores busy, longest first
+            # (QUICK: where pools of worker processes would cost more to start than the runs take).
+            pool = ThreadPoolExecutor(max_workers=2)
+            try:
+                futures = [pool.submit(run, i, name)
+                           for i, name in sorted(numbered, key=lambda x: -_WEIGHT.get(x[1], 0))]
+                for future in as_completed(futures):
+                    future.result()  # a failed notebook ends the command (below: the others stop too)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)  # the queued notebooks never start
+            walls = {name: walls[name] for name in notebooks}
+        else:
+            for i, name in numbered:
+                run(i, name)
+    except BaseException:  # Ctrl-C, SIGTERM (mser.cli raises KeyboardInterrupt for it) or a failed notebook
+        _stop_kernels()
+        raise
     write_profile(reports, walls, data=data)
-    results = collect_results(reports, data=data, quick=quick, seconds=time.perf_counter() - started)
+    results = collect_results(reports, data=identity, quick=quick, seconds=time.perf_counter() - started)
     _say(f"All done in {time.perf_counter() - started:.0f} s. Results: {results}")
     return results
 
@@ -128,13 +136,16 @@ def write_profile(reports: Path, notebooks: dict[str, float], *, data: str) -> P
                       overwrite=True)
 
 
-def collect_results(reports: Path, *, data: str, quick: bool, seconds: float) -> Path:
-    """reports/results.md: every table the notebooks wrote to reports/tables/, headed by the data used."""
+def collect_results(reports: Path, *, data: dict, quick: bool, seconds: float) -> Path:
+    """reports/results.md: every table the notebooks wrote to reports/tables/, headed by the data used (``data``:
+    :func:`data_utils.identity.describe_source` of it: name, file, SHA-256, dialogue count)."""
+    from model_utils.reporting import escape_markdown
+
     lines = ["# Results", ""]
-    if data in PRESETS:
+    if data["name"] == SYNTHETIC_NAME:
         lines += [SYNTHETIC_BANNER, ""]
-    else:
-        lines += [f"Data: `{data}` (Poria et al.'s IEMOCAP features).", ""]
+    lines += [f"Data: **{escape_markdown(data['name'])}** (file {escape_markdown(data['file'])}, SHA-256 "
+              f"{data['sha256']}, {data['dialogues']} dialogues).", ""]
     lines += [f"Settings: {'QUICK (smoke run: few epochs, 2 seeds — not for citing)' if quick else 'full'}; "
               f"wall time {seconds / 60:.1f} min. Protocol: dialogue-level validation split held out from the "
               "training dialogues for early stopping on macro-F1; test scored once, real utterances only; "
@@ -143,6 +154,21 @@ def collect_results(reports: Path, *, data: str, quick: bool, seconds: float) ->
         lines += [table.read_text().rstrip(), ""]
     lines += ["Figures: `reports/figures/`. Executed notebooks: `reports/*.ipynb` and `reports/*.html`.", ""]
     return write_text(reports / "results.md", "\n".join(lines), overwrite=True)
+
+
+def _stop_kernels(grace: float = 5.0) -> None:
+    """End every process this one started (the notebooks' kernels and their training workers): SIGTERM, then
+    SIGKILL after ``grace`` seconds. The kernels run in sessions of their own, so Ctrl-C never reaches them."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def _fresh_reports_dir(reports: Path) -> None:

@@ -1,0 +1,80 @@
+"""What a data file is, for every report: its name, SHA-256, dialogue count, and whether it is Poria et al.'s file.
+
+A report calls data "IEMOCAP (Poria et al.)" only when the file is that file: its git blob SHA-1 (how both public
+copies are identified, :data:`data_utils.download.IEMOCAP_BLOB_SHA1`) matches. Any other file at the default path is
+"a file at the IEMOCAP path", and built-in data is always called synthetic.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from .download import DEFAULT_PATH, IEMOCAP_BLOB_SHA1, _blob_header
+
+SYNTHETIC_NAME = "SYNTHETIC data (not IEMOCAP)"
+IEMOCAP_NAME = "IEMOCAP (Poria et al.)"
+AT_IEMOCAP_PATH = "a file at the IEMOCAP path (not Poria et al.'s file: its hash differs)"
+
+
+@functools.lru_cache(maxsize=32)
+def _digests(path: str, size: int, mtime: float) -> tuple[str, str]:  # size and mtime: part of the cache key
+    sha256, blob = hashlib.sha256(), hashlib.sha1(_blob_header(size))
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha256.update(block)
+            blob.update(block)
+    return sha256.hexdigest(), blob.hexdigest()
+
+
+def file_digests(path) -> tuple[str, str]:
+    """(SHA-256, git blob SHA-1) of the file ``path``, read once (cached while its size and mtime stay)."""
+    path = Path(path)
+    stat = path.stat()
+    return _digests(str(path.resolve()), stat.st_size, stat.st_mtime)
+
+
+def _preset(source: str) -> tuple[str, str] | None:
+    """(preset, seed) of a built-in data source (``'synthetic (seed 0)'``), None for a file."""
+    from .synthetic import PRESETS
+
+    name = str(source).split(" (seed ")[0]
+    if name not in PRESETS:
+        return None
+    return name, str(source).partition(" (seed ")[2].rstrip(")") or "0"
+
+
+def data_sha256(source: str) -> str:
+    """The SHA-256 of the data file ``source``, or ``synthetic:<preset>`` for built-in data ('unknown' if the
+    source is no file)."""
+    preset = _preset(source)
+    if preset:
+        return f"synthetic:{preset[0]}" + ("" if preset[1] == "0" else f":seed{preset[1]}")
+    path = Path(source)
+    if not path.is_file():
+        return "unknown"
+    return file_digests(path)[0]
+
+
+def describe_source(source: str, *, synthetic: bool, dialogues: int) -> dict:
+    """How reports name the data ``source``: ``{"name", "file", "sha256", "dialogues", "poria"}``.
+
+    ``name`` is :data:`SYNTHETIC_NAME` for synthetic data (built-in, or a file that says it is), :data:`IEMOCAP_NAME`
+    only for Poria et al.'s own file (by its hash), :data:`AT_IEMOCAP_PATH` for another file at the default path,
+    else the file's name."""
+    path = Path(str(source))
+    poria = False
+    if not _preset(source) and path.is_file():
+        sha256, blob = file_digests(path)
+        poria = blob == IEMOCAP_BLOB_SHA1
+    else:
+        sha256 = data_sha256(source)
+    if synthetic:
+        name = SYNTHETIC_NAME
+    elif poria:
+        name = IEMOCAP_NAME
+    elif path.name == DEFAULT_PATH.name and path.parent.name == DEFAULT_PATH.parent.name:
+        name = AT_IEMOCAP_PATH
+    else:
+        name = path.name
+    return {"name": name, "file": path.name, "sha256": sha256, "dialogues": int(dialogues), "poria": poria}

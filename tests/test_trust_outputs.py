@@ -6,6 +6,7 @@ subprocesses and are marked slow.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -22,12 +23,11 @@ import pytest
 
 from data_utils.corpus import DataWarning, corpus_to_tuple, write_corpus
 from data_utils.dataset import Standardizer, from_corpus, load_corpus, load_dataset
-from data_utils.fileio import OutputPathError, check_output_path, csv_text, write_text
+from data_utils.fileio import OutputPathError, check_output_path, write_text
 from model_utils import metrics
 from model_utils.config import Experiment, TrainConfig
 from model_utils.experiments import get_experiment
 from model_utils.results import RunResult, SeedResult, write_seed, write_summary
-from model_utils.rundir import RunDirectoryError, claim
 from mser.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,6 +177,8 @@ def test_7_a_device_is_never_replaced_by_the_writer():
 # ------------------------------------------------------------------------------------------------ 8: one writer
 
 def test_8_a_second_run_into_a_locked_directory_is_refused_naming_the_holder(tmp_path, capsys):
+    from model_utils.rundir import claim
+
     out = tmp_path / "run"
     with claim(out):
         assert main(["run", "text-bilstm", "--data", SMALL, "--epochs", "1", "--seeds", "1", "--out", str(out)]) == 1
@@ -187,6 +189,8 @@ def test_8_a_second_run_into_a_locked_directory_is_refused_naming_the_holder(tmp
 
 
 def test_8_a_lock_file_whose_holder_died_is_taken_over(tmp_path):
+    from model_utils.rundir import claim
+
     out = tmp_path / "run"
     out.mkdir()
     (out / ".mser.lock").write_text(json.dumps({"pid": 999999, "host": "gone", "since": "yesterday"}))
@@ -303,6 +307,8 @@ def test_13_csv_outputs_are_quoted_and_never_formulas(tmp_path, capsys):
     capsys.readouterr()
     table = list(csv.reader((tmp_path / "t.csv").read_text().splitlines(keepends=True)))
     assert table[1][0] == "'=HYPERLINK(\"http://x\")"
+    from data_utils.fileio import csv_text
+
     assert csv_text([[-1.5, 3]]) == "-1.5,3\n"  # numbers stay numbers
 
 
@@ -423,8 +429,8 @@ def test_17_sigterm_ends_the_workers_and_leaves_no_staging(tmp_path, to_group):
         workers = _children(proc.pid)
         (os.killpg if to_group else os.kill)(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
+    finally:  # whatever happened, nothing of this test outlives it
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode in (130, 143), err
     assert "Traceback" not in err and "leaked semaphore" not in err, err
@@ -565,4 +571,6 @@ def test_write_corpus_goes_through_the_same_rules(tmp_path, small_corpus):
 
 
 def test_a_run_directory_error_is_an_output_error():
+    from model_utils.rundir import RunDirectoryError
+
     assert issubclass(RunDirectoryError, FileExistsError)

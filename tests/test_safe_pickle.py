@@ -200,7 +200,7 @@ def test_a_list_that_holds_itself_is_refused():
 # --------------------------------------------------------------------------------------- item 4: tracebacks
 
 def test_100000_nested_lists_as_a_speaker_are_one_line(layout, tmp_path):
-    layout[1][FIRST] = SPLICE_MARKER
+    layout[1][FIRST][0] = SPLICE_MARKER
     depth = 100_000
     path = _write(tmp_path, "deep.pkl", splice(layout, b"]" * depth + b"a" * (depth - 1)))
     _assert_one_line_error(path, "nested more than 100 deep")
@@ -220,7 +220,7 @@ def _long_dialogue(layout, n: int, *, duplicate: bool = False):
     layout = layout[:9] + [{"label_names": layout[9]["label_names"]}]
     ids = [f"{FIRST}_{k:06d}" for k in range(n)]
     if duplicate:
-        ids[-1] = ids[0]
+        ids[-1] = ids[-2]  # found last: every id is checked before it
     row = np.zeros(2, dtype=np.float32)
     layout[0], layout[1], layout[2] = {FIRST: ids}, {FIRST: ["A", "B"] * (n // 2)}, {FIRST: [0] * n}
     layout[3], layout[4], layout[5], layout[6] = {FIRST: [row] * n}, {}, {}, {FIRST: ["w"] * n}
@@ -231,7 +231,7 @@ def _long_dialogue(layout, n: int, *, duplicate: bool = False):
 def test_a_40000_utterance_dialogue_is_checked_in_linear_time(layout, tmp_path):
     path = _write(tmp_path, "long.pkl", pickle.dumps(tuple(_long_dialogue(layout, 40_000, duplicate=True))))
     # 134 s on the old reader (tuple.count in a loop); well under a second of checking now
-    _assert_one_line_error(path, "is not unique (twice in this dialogue)", timeout=30)
+    _assert_one_line_error(path, f"utterance id '{FIRST}_039998' is not unique", timeout=30)
 
 
 def test_a_split_list_with_a_duplicate_is_checked_in_linear_time(layout, tmp_path):

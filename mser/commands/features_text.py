@@ -8,9 +8,33 @@ from pathlib import Path
 from data_utils.corpus import describe_widths, write_corpus
 from data_utils.fileio import check_output_path
 from data_utils.labels import DEFAULT_SCHEME, SCHEMES
-from data_utils.text_features import DEFAULT_TFIDF_DIM, ENCODERS, MissingExtraError, build_text_corpus
 
 from ._common import fail, handles_data_errors
+
+
+def _text_features():
+    """``data_utils.text_features``, imported when first needed: it imports scikit-learn (about 2.4 s), which only
+    this command's handler (and its ``--help``) uses, not every ``mser`` command that builds the parser."""
+    import data_utils.text_features
+
+    return data_utils.text_features
+
+
+class _Encoders:
+    """``text_features.ENCODERS`` as argparse ``choices``, read only when argparse checks or lists them."""
+
+    def __contains__(self, value) -> bool:
+        return value in _text_features().ENCODERS
+
+    def __iter__(self):
+        return iter(_text_features().ENCODERS)
+
+
+class _TfidfDim:
+    """``text_features.DEFAULT_TFIDF_DIM`` in a help text (``%(tfidf_dim)s``), read only when the help is shown."""
+
+    def __str__(self) -> str:
+        return str(_text_features().DEFAULT_TFIDF_DIM)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -22,11 +46,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "pickle whose only modality is text.")
     parser.add_argument("--transcripts", type=Path, required=True, metavar="CSV", help="the transcripts table")
     parser.add_argument("--out", type=Path, required=True, metavar="PATH", help="the corpus pickle to write")
-    parser.add_argument("--encoder", choices=ENCODERS, default="tfidf",
+    parser.add_argument("--encoder", choices=_Encoders(), default="tfidf", metavar="ENCODER",
                         help="tfidf (default), or sentence-transformer (needs the 'text' extra)")
-    parser.add_argument("--dim", type=_positive_int, default=None, metavar="N",
-                        help=f"feature width (default: {DEFAULT_TFIDF_DIM} for tfidf, the model's 384 for "
-                             f"sentence-transformer, where a smaller N applies a PCA fitted on train)")
+    dim = parser.add_argument("--dim", type=_positive_int, default=None, metavar="N",
+                              help="feature width (default: %(tfidf_dim)s for tfidf, the model's 384 for "
+                                   "sentence-transformer, where a smaller N applies a PCA fitted on train)")
+    dim.tfidf_dim = _TfidfDim()
     parser.add_argument("--fine-tune-epochs", type=int, default=0, metavar="N",
                         help="sentence-transformer only: first fine-tune the encoder for up to N epochs as an "
                              "utterance classifier on the training dialogues' labels, keeping the epoch with the best "
@@ -47,14 +72,15 @@ def register(subparsers) -> argparse.ArgumentParser:
 @handles_data_errors
 def handler(args: argparse.Namespace) -> int:
     """Build and write the corpus; print a one-line JSON summary. Returns the exit status."""
+    text_features = _text_features()
     try:
         # before the encoding work, not after it; never onto the transcripts themselves
         check_output_path(args.out, overwrite=args.force, option="--out", inputs=[args.transcripts])
-        corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
-                                   fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
-                                   cross_fit=args.cross_fit)
+        corpus = text_features.build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
+                                                 fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
+                                                 cross_fit=args.cross_fit)
         write_corpus(corpus, args.out, overwrite=args.force)
-    except MissingExtraError as e:
+    except text_features.MissingExtraError as e:
         return fail(str(e))
     print(json.dumps({"dialogues": len(corpus.dialogues), "utterances": sum(map(len, corpus.dialogues.values())),
                       "dim": describe_widths(corpus)["text"], "encoder": args.encoder, "out": str(args.out)}))

@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup setup-audio setup-text setup-ray test reproduce bench
+.PHONY: setup setup-audio setup-text setup-ray test reproduce bench docs
 
 # Accelerators: `make setup GPU=cuda` (Linux x86_64) adds the CUDA libraries of the pinned TensorFlow. On macOS arm64
 # the pinned TensorFlow installs from requirements.txt and runs on the CPU: no tensorflow-metal release supports it
@@ -61,3 +61,7 @@ reproduce: setup
 
 bench: setup
 	$(BIN)/mser bench multimodal-seed multimodal --repeats 3
+
+# docs/results.md from reports/results.md (what `make reproduce` wrote): the published tables never drift.
+docs: setup
+	$(BIN)/mser docs results

@@ -20,7 +20,7 @@ INTERRUPTED = "interrupted."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import data, env, experiments, features, reproduce
+    from .commands import data, docs, env, experiments, features, reproduce
 
     parser = argparse.ArgumentParser(
         prog="mser",
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.register(sub)
     reproduce.register(sub)
     env.register(sub)
+    docs.register(sub)
     return parser
 
 

@@ -48,3 +48,77 @@ def test_experiment_descriptions_cite_no_issue_numbers():
 
     cited = {e.name: e.description for e in EXPERIMENTS.values() if re.search(r"\bissues? #?\d", e.description, re.I)}
     assert not cited
+
+
+# ------------------------------------------------------------------------------ the generated results page
+
+def _reports(tmp_path: Path) -> Path:
+    """A small reports folder as `mser reproduce` leaves it: two notebook tables and the results.md made of them."""
+    from mser.reproduce import collect_results
+
+    reports = tmp_path / "reports"
+    (reports / "tables").mkdir(parents=True)
+    (reports / "tables" / "10_timnet.md").write_text(
+        "### NB1 · TIM-Net\n\n| Experiment | Seeds | Macro-F1 |\n|---|---|---|\n| timnet-text | 2 | 0.5181 ± 0.0074 |\n")
+    (reports / "tables" / "30_final.md").write_text(
+        "### NB3 · final models\n\n| Experiment | Seeds | Macro-F1 |\n|---|---|---|\n| multimodal | 2 | 0.5085 ± 0.0100 |\n")
+    data = {"name": "SYNTHETIC data (not IEMOCAP)", "file": "built-in synthetic", "sha256": "ab" * 32, "dialogues": 151}
+    collect_results(reports, data=data, quick=True, seconds=150.0)
+    return reports
+
+
+def _docs_results(*argv: str) -> int:
+    from mser.cli import main
+
+    return main(["docs", "results", *argv])
+
+
+def test_docs_results_writes_the_page_from_a_reports_folder(tmp_path, capsys):
+    from mser.commands.docs import MARKER
+
+    reports, out = _reports(tmp_path), tmp_path / "docs" / "results.md"
+    out.parent.mkdir()
+    assert _docs_results("--reports", str(reports), "--out", str(out)) == 0
+    page = out.read_text(encoding="utf-8")
+    lines = page.splitlines()
+    assert lines[0] == "# Results" and MARKER in lines
+    assert "> **QUICK smoke run**" in page and "> **SYNTHETIC DATA.**" in page
+    assert f"`{reports}/results.md`" in page or "`reports/results.md`" in page
+    assert any(line.startswith("Data: **SYNTHETIC data (not IEMOCAP)**") and "151 dialogues" in line for line in lines)
+    assert any(line.startswith("Settings: QUICK") for line in lines)
+    # every table, in the notebooks' order, as written; the figures line (paths inside reports/) is left out
+    assert page.index("### NB1 · TIM-Net") < page.index("### NB3 · final models")
+    assert "| timnet-text | 2 | 0.5181 ± 0.0074 |" in lines and "| multimodal | 2 | 0.5085 ± 0.0100 |" in lines
+    assert "Figures: `reports/figures/`" not in page
+    # a generated page is replaced by the next run without --force
+    (reports / "tables" / "30_final.md").write_text("### NB3 · final models\n\n| a |\n|---|\n| 1 |\n")
+    from mser.reproduce import collect_results
+    collect_results(reports, data={"name": "x", "file": "f.pkl", "sha256": "0" * 64, "dialogues": 3}, quick=False,
+                    seconds=60.0)
+    assert _docs_results("--reports", str(reports), "--out", str(out)) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "QUICK smoke run" not in page and "Data: **x** (file f.pkl" in page and "| 1 |" in page.splitlines()
+
+
+def test_docs_results_refuses_a_hand_edited_page_without_force(tmp_path, capsys):
+    from mser.commands.docs import MARKER
+
+    reports, out = _reports(tmp_path), tmp_path / "results.md"
+    assert _docs_results("--reports", str(reports), "--out", str(out)) == 0
+    edited = out.read_text(encoding="utf-8").replace(MARKER + "\n", "") + "\nMy own notes.\n"
+    out.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+    assert _docs_results("--reports", str(reports), "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "edited by hand" in err and "--force" in err
+    assert out.read_text(encoding="utf-8") == edited
+    assert _docs_results("--reports", str(reports), "--out", str(out), "--force") == 0
+    assert MARKER in out.read_text(encoding="utf-8").splitlines()
+
+
+def test_docs_results_refuses_a_folder_without_results(tmp_path, capsys):
+    assert _docs_results("--reports", str(tmp_path), "--out", str(tmp_path / "results.md")) == 1
+    assert "run `make reproduce`" in capsys.readouterr().err and not (tmp_path / "results.md").exists()
+    (tmp_path / "results.md").write_text("# Something else\n")
+    assert _docs_results("--reports", str(tmp_path), "--out", str(tmp_path / "page.md")) == 1
+    assert "not a results page of mser reproduce" in capsys.readouterr().err

@@ -122,3 +122,100 @@ def test_docs_results_refuses_a_folder_without_results(tmp_path, capsys):
     (tmp_path / "results.md").write_text("# Something else\n")
     assert _docs_results("--reports", str(tmp_path), "--out", str(tmp_path / "page.md")) == 1
     assert "not a results page of mser reproduce" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ links and commands in the docs
+
+PAGES = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+_FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _headings(path: Path) -> set[str]:
+    """GitHub's anchors of a markdown file's headings (lower case, punctuation dropped, spaces as hyphens)."""
+    anchors, seen = set(), {}
+    for title in re.findall(r"^#{1,6} +(.+?) *#*$", _FENCE.sub("", path.read_text(encoding="utf-8")), re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.replace("`", "").strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors
+
+
+def test_every_relative_link_in_readme_changelog_and_docs_resolves():
+    problems = []
+    for page in PAGES:
+        for target in _LINK.findall(_FENCE.sub("", page.read_text(encoding="utf-8"))):
+            if re.match(r"^[a-z]+:", target):  # https:, mailto:
+                continue
+            name, _, anchor = target.partition("#")
+            path = (page.parent / name).resolve() if name else page
+            if not path.exists():
+                problems.append(f"{page.name}: {target}: no such file")
+            elif anchor and path.suffix == ".md" and anchor not in _headings(path):
+                problems.append(f"{page.name}: {target}: no heading with anchor #{anchor} in {path.name}")
+            elif REPO not in path.parents and path != REPO:
+                problems.append(f"{page.name}: {target}: outside the repository")
+    assert not problems, "\n".join(problems)
+
+
+def _named_commands(text: str) -> list[tuple[list[str], bool]]:
+    """Every `mser …` command of a page: (its words after `mser`, whether it is a whole command line from a code
+    block). A command line ends at a comment, a pipe or `&&`; an ellipsis ends what can be checked."""
+    import shlex
+
+    found = []
+    blocks = [b for b in _FENCE.findall(text) if re.match(r"```(bash|sh|shell|console)?\n", b)]
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines()[1:-1]:
+            found.append((line, True))
+    found += [(span, False) for span in re.findall(r"`([^`]*\bmser [^`]*)`", _FENCE.sub("", text))]
+    commands = []
+    for line, whole in found:
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            words = line.split()
+        at = next((i for i, w in enumerate(words) if w == "mser" or w.endswith("/mser")), None)
+        if at is None:
+            continue
+        words = words[at + 1:]
+        for stop in ("|", "&&", ";", ">", "2>"):
+            if stop in words:
+                words = words[:words.index(stop)]
+        cut = next((i for i, w in enumerate(words) if "…" in w or w == "..."), None)
+        commands.append((words if cut is None else words[:cut], whole and cut is None))
+    return commands
+
+
+def test_every_mser_command_named_in_readme_changelog_and_docs_parses(capsys):
+    import argparse
+
+    from mser.cli import build_parser
+
+    parser = build_parser()
+
+    def subcommands(p):
+        return next((a.choices for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+    problems, checked = [], 0
+    for page in PAGES:
+        for words, whole in _named_commands(page.read_text(encoding="utf-8")):
+            shown = f"{page.name}: mser {' '.join(words)}"
+            p, rest = parser, list(words)
+            while rest and subcommands(p) is not None and rest[0] in subcommands(p):
+                p = subcommands(p)[rest.pop(0)]
+            if p is parser and words and not words[0].startswith("-"):
+                problems.append(f"{shown}: {words[0]!r} is no mser command")
+                continue
+            unknown = [w for w in rest if w.startswith("--") and w.split("=")[0] not in p._option_string_actions]
+            if unknown:
+                problems.append(f"{shown}: {', '.join(unknown)} is no option of `{p.prog}`")
+            elif whole and not {"-h", "--help"} & set(words):
+                try:
+                    parser.parse_args(words)
+                except SystemExit:
+                    problems.append(f"{shown}: does not parse ({' '.join(capsys.readouterr().err.split())})")
+            checked += 1
+    assert not problems, "\n".join(problems)
+    assert checked >= 30

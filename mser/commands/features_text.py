@@ -20,6 +20,11 @@ def _text_features():
     return data_utils.text_features
 
 
+def build_text_corpus(*args, **kwargs):
+    """:func:`data_utils.text_features.build_text_corpus`, imported when called (what the handler calls)."""
+    return _text_features().build_text_corpus(*args, **kwargs)
+
+
 class _Encoders:
     """``text_features.ENCODERS`` as argparse ``choices``, read only when argparse checks or lists them."""
 
@@ -76,9 +81,9 @@ def handler(args: argparse.Namespace) -> int:
     try:
         # before the encoding work, not after it; never onto the transcripts themselves
         check_output_path(args.out, overwrite=args.force, option="--out", inputs=[args.transcripts])
-        corpus = text_features.build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
-                                                 fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
-                                                 cross_fit=args.cross_fit)
+        corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
+                                   fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
+                                   cross_fit=args.cross_fit)
         write_corpus(corpus, args.out, overwrite=args.force)
     except text_features.MissingExtraError as e:
         return fail(str(e))

@@ -215,14 +215,6 @@ def architecture_code(arch: str | Callable) -> str:
     return hashlib.sha256(text).hexdigest()[:16]
 
 
-def _recurrent_cell(cell: str):
-    """The Keras layer of a ``cell`` hyperparameter ('gru' or 'lstm'); ``ValueError`` naming the choices."""
-    cells = {"gru": layers.GRU, "lstm": layers.LSTM}
-    if cell not in cells:
-        raise ValueError(f"cell must be one of {', '.join(cells)}, got {cell!r}")
-    return cells[cell]
-
-
 def speaker_rows(ds: "ERCDataset", speaker_identity: str = "party") -> int:
     """Rows of the speaker embedding for a model trained on ``ds``: for 'party', the most parties any of its
     dialogues has, capped at :data:`MAX_PARTIES`; for 'global', its number of speaker names."""
@@ -531,7 +523,7 @@ def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_mod
         fused = layers.Add(name="with_speaker")([fused, layers.Embedding(num_speakers, d_model,
                                                                            name="speaker_embedding")(x.speaker)])
     fused = ApplyMask(name="fused_zero_padding")(fused, mask)
-    rnn = _recurrent_cell(cell)
+    rnn = {"gru": layers.GRU, "lstm": layers.LSTM}[cell]
     context = layers.Bidirectional(rnn(units, return_sequences=True), name=f"context_bi{cell}")(fused, mask=mask)
     context = layers.Dense(d_model, name="context_proj")(ApplyMask(name="context_out")(context, mask))
     context = layers.Dropout(dropout, name="context_dropout")(context)
@@ -595,7 +587,7 @@ def text_context(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_m
         u = layers.Add(name="with_speaker")([u, layers.Embedding(num_speakers, d_model,
                                                                  name="speaker_embedding")(x.speaker)])
     u = ApplyMask(name="utterance_zero_padding")(u, mask)
-    rnn = _recurrent_cell(cell)
+    rnn = {"gru": layers.GRU, "lstm": layers.LSTM}[cell]
     parts = [u]
     if dialogue_context:
         h = layers.Bidirectional(rnn(units, return_sequences=True), name=f"dialogue_bi{cell}")(u, mask=mask)

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
 
 from data_utils.download import DEFAULT_PATH, DownloadError, download
@@ -103,13 +103,20 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
             # Each kernel trains in itself: two notebooks side by side keep both cores busy, longest first
             # (QUICK: where pools of worker processes would cost more to start than the runs take).
             pool = ThreadPoolExecutor(max_workers=2)
+            futures = []
             try:
                 futures = [pool.submit(run, i, name)
                            for i, name in sorted(numbered, key=lambda x: -_WEIGHT.get(x[1], 0))]
                 for future in as_completed(futures):
                     future.result()  # a failed notebook ends the command (below: the others stop too)
-            finally:
+            except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)  # the queued notebooks never start
+                # a notebook thread may start its kernel just after a stop: stop again until every thread is done
+                while wait([f for f in futures if not f.cancelled()], timeout=1.0).not_done:
+                    _stop_kernels()
+                raise
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
             walls = {name: walls[name] for name in notebooks}
         else:
             for i, name in numbered:

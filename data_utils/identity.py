@@ -13,6 +13,8 @@ from pathlib import Path
 from .download import DEFAULT_PATH, IEMOCAP_BLOB_SHA1, _blob_header
 
 SYNTHETIC_NAME = "SYNTHETIC data (not IEMOCAP)"
+# The one warning every page, table, figure and log line built on synthetic data carries.
+SYNTHETIC_WARNING = "SYNTHETIC data — not IEMOCAP results"
 IEMOCAP_NAME = "IEMOCAP (Poria et al.)"
 AT_IEMOCAP_PATH = "a file at the IEMOCAP path (not Poria et al.'s file: its hash differs)"
 

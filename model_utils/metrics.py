@@ -132,15 +132,21 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, eps: 
     return float(-np.log(np.clip(p, eps, 1.0)).mean())
 
 
+def seed_std(values) -> float:
+    """The spread over seeds every table reports: the sample standard deviation (ddof=1) of ``values`` (one number
+    per seed), 0.0 for a single seed."""
+    values = np.asarray(values, np.float64)
+    return float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
 def summarize(per_seed: Sequence[dict]) -> dict[str, dict]:
-    """Mean, sample standard deviation (ddof=1; 0.0 for one seed) and per-seed values of each of METRICS."""
+    """Mean, :func:`seed_std` and per-seed values of each of METRICS."""
     if not per_seed:
         raise ValueError("summarize needs at least one result")
     out = {}
     for m in METRICS:
         values = np.array([r[m] for r in per_seed], np.float64)
-        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        out[m] = {"mean": float(values.mean()), "std": std, "per_seed": values.tolist()}
+        out[m] = {"mean": float(values.mean()), "std": seed_std(values), "per_seed": values.tolist()}
     return out
 
 

@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from data_utils.identity import SYNTHETIC_NAME, describe_source
+from data_utils.identity import SYNTHETIC_NAME, SYNTHETIC_WARNING, describe_source
 
 from .metrics import METRICS, paired_bootstrap
 from .results import RunResult, as_run
@@ -183,7 +183,6 @@ def find_run(results: Mapping[str, RunResult], name: str) -> RunResult | None:
 # ------------------------------------------------------------------------------------------------ notebooks
 # Helpers for the notebooks, which hold RunResults in memory (model_utils.runner); they take run directories too.
 
-SYNTHETIC_WARNING = "SYNTHETIC data — not IEMOCAP results"
 MODALITY_ORDER = ("text", "audio", "visual", "all")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
-from dataclasses import InitVar, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from .metrics import METRICS
@@ -184,9 +184,10 @@ class Experiment:
     runs of their family). ``overrides`` records what :meth:`with_overrides` changed relative to ``base`` (the
     registered experiment it came from); both are part of ``name``.
 
-    Validated on creation: the architecture is registered, it takes these modalities, every hyperparameter is a
-    parameter of its builder and every training key a field of :class:`TrainConfig` with a valid value. Raises
-    ``ValueError`` naming the experiment and listing what is valid.
+    Checked where it is used, as scikit-learn checks parameters at ``fit``: creating one checks only its name and
+    group; :func:`model_utils.registry.check_experiment` (called by ``resolve_experiment``, hence by every runner)
+    checks that the architecture is registered, takes these modalities, that every hyperparameter is a parameter
+    of its builder and every training key a field of :class:`TrainConfig` with a valid value.
     """
 
     name: str
@@ -199,9 +200,8 @@ class Experiment:
     train: Mapping[str, Any] = field(default_factory=Params)
     base: str = ""  # the experiment this one was derived from by overrides ('' = itself)
     overrides: Mapping[str, Any] = field(default_factory=Params)
-    validate: InitVar[bool] = True
 
-    def __post_init__(self, validate: bool):
+    def __post_init__(self):
         modalities = (self.modalities,) if isinstance(self.modalities, str) else tuple(self.modalities)
         object.__setattr__(self, "modalities", modalities)
         for name in ("hparams", "train", "overrides"):
@@ -211,32 +211,15 @@ class Experiment:
             raise ValueError(f"an experiment needs a non-empty name, got {self.name!r}")
         if self.group not in GROUPS:
             raise ValueError(f"experiment {self.name!r}: group must be one of {GROUPS}, got {self.group!r}")
-        if validate:
-            self.check()
 
     # -- validation --------------------------------------------------------------------------------------
-    def check(self) -> None:
-        """Raise ``ValueError`` unless the architecture, modalities, hyperparameters and training keys fit."""
-        from .architectures import ARCHITECTURES, check_modalities, default_hparams
-
+    def check_train(self) -> None:
+        """Raise ``ValueError`` unless the modalities are ones a corpus has and every training key is a field of
+        :class:`TrainConfig` with a valid value (the registry's part: :func:`model_utils.registry.check_experiment`)."""
         where = f"experiment {self.name!r}"
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"{where}: unknown architecture {self.arch!r}; registered: {', '.join(ARCHITECTURES)} "
-                             "(register your own with @register_architecture)")
         strange = [m for m in self.modalities if m not in MODALITIES]
         if strange:
             raise ValueError(f"{where}: unknown modalities {strange}; a corpus has {', '.join(MODALITIES)}")
-        try:
-            check_modalities(self.arch, self.modalities)
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
-        known = default_hparams(self.arch)
-        unknown = sorted(set(self.hparams) - set(known))
-        if unknown:
-            raise ValueError(f"{where}: {unknown} are not hyperparameters of architecture {self.arch!r}; its "
-                             f"hyperparameters are {', '.join(known) or 'none'}")
-        for key, value in self.hparams.items():
-            coerce(value, known[key], key, where)  # raises when the value is not like the default
         unknown = sorted(set(self.train) - set(TRAIN_FIELDS))
         if unknown:
             raise ValueError(f"{where}: {unknown} are not training settings; TrainConfig has "
@@ -255,34 +238,31 @@ class Experiment:
         """The full :class:`TrainConfig`: the protocol's defaults, then ``train``, then ``extra`` (e.g. epochs)."""
         return TrainConfig(**{**self.train, **{k: v for k, v in extra.items() if v is not None}})
 
-    def override_keys(self) -> list[str]:
-        """Every key :meth:`with_overrides` accepts: the builder's hyperparameters, then ``train.<field>``."""
-        from .architectures import default_hparams
-
-        return list(default_hparams(self.arch)) + [f"train.{k}" for k in TRAIN_FIELDS]
-
-    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str] | None) -> "Experiment":
+    def derive(self, overrides: Mapping[str, Any] | Iterable[str] | None, hparam_defaults: Mapping[str, Any]
+               ) -> "Experiment":
         """A new experiment with ``overrides`` applied (``{"units": 32, "train.learning_rate": 3e-4}``, or
-        ``["units=32", ...]`` as typed on the command line). Its name gets the overrides appended,
-        ``text-bilstm[train.learning_rate=0.0003,units=32]``; ``base`` stays the registered name.
+        ``["units=32", ...]`` as typed on the command line), given its builder's hyperparameters and their defaults
+        (``hparam_defaults``; :func:`model_utils.registry.resolve_experiment` passes them). Its name gets the
+        overrides appended, ``text-bilstm[train.learning_rate=0.0003,units=32]``; ``base`` stays the registered
+        name.
 
         Raises ``ValueError`` for an unknown key (listing the valid ones) or a value of the wrong type.
         """
         parsed = parse_overrides(overrides) if overrides is not None else {}
         if not parsed:
             return self
-        hparams_defaults = self._hparam_defaults()
+        hparams_defaults = dict(hparam_defaults)
         hparams, train = dict(self.hparams), dict(self.train)
         for key, value in parsed.items():
             if key.startswith("train."):
                 name = key[len("train."):]
                 if name not in TRAIN_FIELDS:
-                    raise self._unknown(key)
+                    raise self._unknown(key, hparams_defaults)
                 train[name] = coerce(value, TrainConfig.__dataclass_fields__[name].default, key)
             elif key in hparams_defaults:
                 hparams[key] = coerce(value, hparams_defaults[key], key)
             else:
-                raise self._unknown(key)
+                raise self._unknown(key, hparams_defaults)
         current = self.train_config()
         recorded = dict(self.overrides)
         for k in parsed:  # a value equal to what the experiment already uses changes nothing
@@ -296,14 +276,9 @@ class Experiment:
         return dataclasses.replace(self, name=f"{self.base}[{label}]", hparams=hparams, train=train,
                                    base=self.base, overrides=recorded)
 
-    def _hparam_defaults(self) -> dict[str, Any]:
-        from .architectures import default_hparams
-
-        return default_hparams(self.arch)
-
-    def _unknown(self, key: str) -> ValueError:
+    def _unknown(self, key: str, hparam_defaults: Mapping[str, Any]) -> ValueError:
         return ValueError(f"experiment {self.base!r}: unknown override key {key!r}; valid keys: "
-                          f"{', '.join(self.override_keys())}")
+                          f"{', '.join(override_keys(hparam_defaults))}")
 
     # -- records -----------------------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
@@ -315,10 +290,16 @@ class Experiment:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "Experiment":
-        """The experiment as it was recorded, NOT checked against this process's registry (its architecture may
-        have been defined in a notebook that is not running now)."""
+        """The experiment as it was recorded (its architecture may have been defined in a notebook that is not
+        running now: nothing here asks the registry)."""
         keys = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in keys}, validate=False)
+        return cls(**{k: v for k, v in record.items() if k in keys})
+
+
+def override_keys(hparam_defaults: Mapping[str, Any]) -> list[str]:
+    """Every override key an experiment whose builder has ``hparam_defaults`` accepts: those hyperparameters, then
+    ``train.<field>`` for every :class:`TrainConfig` field."""
+    return list(hparam_defaults) + [f"train.{k}" for k in TRAIN_FIELDS]
 
 
 # ------------------------------------------------------------------------------------------------ overrides

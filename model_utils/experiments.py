@@ -6,9 +6,10 @@ hyperparameters and training settings. The CLI, the notebooks and the tests all 
 (``timnet``, ``exploratory``, ``fusion``, ``final``, ``ablation``) say which notebook runs a row; a family holds the
 rows that share an architecture, whose fused members are compared with the unimodal ones.
 
-Your own experiments need no registration: build an :class:`Experiment` (validated on creation) and pass it to
-``run_experiment`` or ``run_many``. The registered ones are created unchecked, so that `mser list` needs no deep-learning
-backend; ``tests/test_experiments.py`` checks every one of them.
+Your own experiments need no registration: build an :class:`Experiment` and pass it to ``run_experiment`` or
+``run_many``, which check it against the architecture registry before anything trains
+(:func:`model_utils.registry.resolve_experiment`). Nothing here imports a deep-learning backend, so `mser list`
+starts fast; ``tests/test_experiments.py`` checks every registered experiment.
 """
 from __future__ import annotations
 
@@ -23,50 +24,46 @@ ALL = ("text", "audio", "visual")
 UNIMODAL = {"text": ("text",), "audio": ("audio",), "visual": ("visual",), "all": ALL}
 
 
-def _unchecked(*args, **kwargs) -> Experiment:
-    return Experiment(*args, **kwargs, validate=False)
-
-
 def _registry() -> dict[str, Experiment]:
     exps: list[Experiment] = []
     for mod, modalities in UNIMODAL.items():
         width = "712-d concatenation audio|visual|text" if mod == "all" else mod
-        exps.append(_unchecked(
+        exps.append(Experiment(
             f"timnet-{mod}", "timnet", ("audio", "visual", "text") if mod == "all" else modalities,
             f"TIM-Net sequence labeller on {width} (NB1), backward branch re-aligned", "timnet", "timnet"))
     for arch, what in (("rnn", "self-attention + 2 Bi-LSTM"), ("cnn", "3 Conv1D"),
                        ("transformer", "2 post-LN Transformer blocks")):
         for mod, modalities in UNIMODAL.items():
-            exps.append(_unchecked(
+            exps.append(Experiment(
                 f"{arch}-{mod}", arch, ("audio", "visual", "text") if mod == "all" else modalities,
                 f"{what} on {mod} (NB2)", "exploratory", arch))
     for mod, modalities in UNIMODAL.items():
         name = "early-fusion" if mod == "all" else f"early-fusion-{mod}"
-        exps.append(_unchecked(
+        exps.append(Experiment(
             name, "early_fusion", ("audio", "visual", "text") if mod == "all" else modalities,
             "one Bi-LSTM over the concatenated features (NB2 early fusion)" if mod == "all"
             else f"the early-fusion Bi-LSTM on {mod} alone (NB2)", "fusion", "bilstm"))
     exps += [
-        _unchecked("late-fusion-repr", "late_fusion_repr", ALL,
+        Experiment("late-fusion-repr", "late_fusion_repr", ALL,
                    "a Bi-LSTM per modality, concatenated per utterance (NB2's 'late fusion')", "fusion", "bilstm"),
-        _unchecked("late-fusion-decision", "late_fusion_decision", ALL,
+        Experiment("late-fusion-decision", "late_fusion_decision", ALL,
                    "decision-level late fusion: unimodal Bi-LSTM posteriors, learned convex combination",
                    "fusion", "bilstm"),
-        _unchecked("text-bilstm", "text_bilstm", ("text",),
+        Experiment("text-bilstm", "text_bilstm", ("text",),
                    "the upstream text-only baseline: 2 Bi-LSTM (NB3)", "final", "final"),
-        _unchecked("text-context", "text_context", ("text",),
+        Experiment("text-context", "text_context", ("text",),
                    "ours, text only: LayerNorm + projection, party embedding, a dialogue BiLSTM and a per-party "
                    "BiLSTM, utterance skip", "final", "text"),
-        _unchecked("multimodal-seed", "multimodal_seed", ALL,
+        Experiment("multimodal-seed", "multimodal_seed", ALL,
                    "the upstream final model as published (NB3), masks fixed", "final", "final"),
-        _unchecked("multimodal-seed-tfaudio", "multimodal_seed_tfaudio", ALL,
+        Experiment("multimodal-seed-tfaudio", "multimodal_seed_tfaudio", ALL,
                    "the README's variant: Transformer blocks for audio", "final", "final"),
-        _unchecked("multimodal", "multimodal", ALL,
+        Experiment("multimodal", "multimodal", ALL,
                    "ours: projections, utterance fusion + text-centred cross-attention, speaker, one BiGRU, "
                    "dropout and modality dropout", "final", "final"),
     ]
     exps += [
-        _unchecked(f"multimodal-{name}", "multimodal", ALL, f"ablation of multimodal: {what}", "ablation",
+        Experiment(f"multimodal-{name}", "multimodal", ALL, f"ablation of multimodal: {what}", "ablation",
                    "final", hparams=hparams, train=train)
         for name, what, hparams, train in ABLATIONS
     ]

@@ -54,11 +54,16 @@ __all__ = ["CV_MODES", "DEFAULT_SEEDS", "RunResult", "SeedResult", "prepare_data
 
 
 def resolve_experiment(experiment: str | Experiment, overrides=None) -> Experiment:
-    """A registered name or an :class:`Experiment`, with ``overrides`` applied (see :mod:`model_utils.config`)."""
+    """A registered name or an :class:`Experiment`, checked against the architecture registry
+    (:func:`model_utils.registry.check_experiment`: where an experiment is used, as scikit-learn checks parameters
+    at ``fit``), with ``overrides`` applied (``{"units": 32}`` or ``["units=32", "train.learning_rate=3e-4"]``;
+    :meth:`Experiment.derive`). Raises ``KeyError`` for an unknown name, ``ValueError`` for what does not fit."""
+    from .architectures import check_experiment, default_hparams
+
     exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
     if not isinstance(exp, Experiment):
         raise TypeError(f"expected an experiment name or an Experiment, got {type(experiment).__name__}")
-    return exp.with_overrides(overrides)
+    return check_experiment(exp).derive(overrides, default_hparams(exp.arch))
 
 
 def run_dir_name(experiment: Experiment, cv: str | None = None) -> str:
@@ -281,9 +286,9 @@ def _trace_key(exp: Experiment, train: ERCDataset, config: TrainConfig) -> tuple
     """What shapes an experiment's traced graph beyond its variables: the builder (the function object, so a
     redefined architecture never reuses the old one's graph), hyperparameters, modalities, input widths, classes,
     speaker rows and the whole training config (optimizer and loss constants)."""
-    from .architectures import _builder, speaker_rows
+    from .architectures import get_builder, speaker_rows
 
-    builder = _builder(exp.arch)
+    builder = get_builder(exp.arch)
     rows = speaker_rows(train, exp.hparams.get("speaker_identity", "party")) if builder.uses_speaker else 0
     return (exp.arch, id(builder), repr(sorted(exp.hparams.items())), exp.modalities,
             tuple(sorted(train.dims.items())), train.num_classes, rows, repr(config))
@@ -765,12 +770,12 @@ def _architecture_payloads(exps: Sequence[Experiment]) -> dict[str, bytes] | Non
     """For every architecture not built in, its registration pickled by value for the worker processes (cloudpickle
     pickles importable functions by reference and notebook ones by value); None (run in this process) if one
     cannot be pickled."""
-    from .architectures import ARCHITECTURES
+    from .architectures import ARCHITECTURES, is_built_in
 
     payloads = {}
     for e in exps:
         builder = ARCHITECTURES[e.arch]
-        if builder.__module__ == "model_utils.architectures" or e.arch in payloads:
+        if is_built_in(builder) or e.arch in payloads:
             continue
         try:
             import cloudpickle

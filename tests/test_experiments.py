@@ -23,7 +23,8 @@ from model_utils.experiments import EXPERIMENTS, get_experiment
 from model_utils.metrics import METRICS
 from model_utils.reporting import compare_runs, runs_table, to_markdown
 from model_utils.results import read_run
-from model_utils.runner import prepare_data, run_experiment, run_many
+from model_utils.registry import check_experiment
+from model_utils.runner import prepare_data, resolve_experiment, run_experiment, run_many
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "synthetic-small"
@@ -45,7 +46,7 @@ def _comparable(summary: dict) -> dict:
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_every_experiment_is_well_formed(name):
     e = EXPERIMENTS[name]
-    e.check()  # registered unchecked (so `mser list` needs no backend): checked here
+    check_experiment(e)  # made without the registry (so `mser list` needs no backend): checked here
     assert e.arch in ARCHITECTURES
     required_inputs(e.arch, e.modalities)  # raises on a modality set the architecture does not take
     assert set(e.hparams) <= set(default_hparams(e.arch)), "unknown hyperparameters"
@@ -84,36 +85,41 @@ def test_an_experiment_needing_an_absent_modality_refuses(small_corpus):
 
 # ------------------------------------------------------------------------------------------------ Experiment
 
-def test_an_experiment_is_validated_when_created():
-    with pytest.raises(ValueError, match="unknown architecture 'bilstmm'.*register_architecture"):
-        Experiment("x", "bilstmm", ("text",))
-    with pytest.raises(ValueError, match=r"text_bilstm takes exactly the modalities \('text',\)"):
-        Experiment("x", "text_bilstm", ("audio",))
-    with pytest.raises(ValueError, match=r"\['unitz'\] are not hyperparameters of architecture 'rnn'.*units"):
-        Experiment("x", "rnn", ("text",), hparams={"unitz": 3})
-    with pytest.raises(ValueError, match=r"\['lr'\] are not training settings.*learning_rate"):
-        Experiment("x", "rnn", ("text",), train={"lr": 3e-4})
-    with pytest.raises(ValueError, match="class_weight must be"):
-        Experiment("x", "rnn", ("text",), train={"class_weight": "inverse"})
-    with pytest.raises(ValueError, match="group must be one of"):
+def test_an_experiment_is_checked_where_it_is_resolved_not_when_created():
+    """As scikit-learn checks parameters at `fit`: creating a record asks no registry (no import circle), and
+    resolving it, which every runner does before anything trains, refuses what does not fit."""
+    with pytest.raises(ValueError, match="group must be one of"):  # what needs no registry: at once
         Experiment("x", "rnn", ("text",), group="mine")
+    unknown = Experiment("x", "bilstmm", ("text",))  # a record: nothing else is checked yet
+    with pytest.raises(ValueError, match="unknown architecture 'bilstmm'.*register_architecture"):
+        run_experiment(unknown, "synthetic-small", seeds=[0], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="unknown architecture 'bilstmm'.*register_architecture"):
+        resolve_experiment(Experiment("x", "bilstmm", ("text",)))
+    with pytest.raises(ValueError, match=r"text_bilstm takes exactly the modalities \('text',\)"):
+        resolve_experiment(Experiment("x", "text_bilstm", ("audio",)))
+    with pytest.raises(ValueError, match=r"\['unitz'\] are not hyperparameters of architecture 'rnn'.*units"):
+        resolve_experiment(Experiment("x", "rnn", ("text",), hparams={"unitz": 3}))
+    with pytest.raises(ValueError, match=r"\['lr'\] are not training settings.*learning_rate"):
+        resolve_experiment(Experiment("x", "rnn", ("text",), train={"lr": 3e-4}))
+    with pytest.raises(ValueError, match="class_weight must be"):
+        resolve_experiment(Experiment("x", "rnn", ("text",), train={"class_weight": "inverse"}))
     with pytest.raises(ValueError, match=r"unknown modalities \['txt'\]"):
-        Experiment("x", "rnn", ("txt",))
+        resolve_experiment(Experiment("x", "rnn", ("txt",)))
     with pytest.raises(ValueError, match=r"units='big': expected a whole number like the default 64"):
-        Experiment("x", "rnn", ("text",), hparams={"units": "big"})
+        resolve_experiment(Experiment("x", "rnn", ("text",), hparams={"units": "big"}))
     with pytest.raises(ValueError, match="TrainConfig.learning_rate must be like its default 0.001, got 'fast'"):
-        Experiment("x", "rnn", ("text",), train={"learning_rate": "fast"})
+        resolve_experiment(Experiment("x", "rnn", ("text",), train={"learning_rate": "fast"}))
 
 
 def test_experiments_are_hashable_and_overrides_make_a_new_named_one():
     base = get_experiment("text-bilstm")
-    derived = base.with_overrides(["units=16", "train.learning_rate=3e-4", "train.standardize=false"])
+    derived = resolve_experiment(base, ["units=16", "train.learning_rate=3e-4", "train.standardize=false"])
     assert derived.name == "text-bilstm[train.learning_rate=0.0003,train.standardize=false,units=16]"
     assert derived.base == "text-bilstm" and dict(derived.hparams) == {"units": 16}
     assert derived.train_config().learning_rate == 3e-4 and derived.train_config().standardize is False
-    assert derived == base.with_overrides({"units": 16, "train.learning_rate": 0.0003, "train.standardize": False})
-    assert len({base, derived, base.with_overrides([])}) == 2  # hashable, equal when equal
-    assert base.with_overrides(["units=16"]).with_overrides(["dropout=0.1"]).name == \
+    assert derived == resolve_experiment(base, {"units": 16, "train.learning_rate": 0.0003, "train.standardize": False})
+    assert len({base, derived, resolve_experiment(base, [])}) == 2  # hashable, equal when equal
+    assert resolve_experiment(resolve_experiment(base, ["units=16"]), ["dropout=0.1"]).name == \
         "text-bilstm[dropout=0.1,units=16]"
 
 
@@ -121,23 +127,23 @@ def test_overrides_refuse_unknown_keys_with_the_valid_ones_and_wrong_types():
     base = get_experiment("text-bilstm")
     with pytest.raises(ValueError, match=r"unknown override key 'no_such_key'; valid keys: units, dropout, hidden, "
                                          r"train\.epochs"):
-        base.with_overrides(["no_such_key=1"])
+        resolve_experiment(base, ["no_such_key=1"])
     with pytest.raises(ValueError, match="unknown override key 'train.lr'"):
-        base.with_overrides(["train.lr=1"])
+        resolve_experiment(base, ["train.lr=1"])
     with pytest.raises(ValueError, match=r"override units='many': expected a whole number like the default 64"):
-        base.with_overrides(["units=many"])
+        resolve_experiment(base, ["units=many"])
     for huge in ("1e400", "inf", "nan"):  # Python reads 1e400 as inf: refused like inf, before any training
         with pytest.raises(ValueError, match=rf"override train.weight_decay='?{huge}'?: expected a finite number"):
-            base.with_overrides([f"train.weight_decay={huge}"])
+            resolve_experiment(base, [f"train.weight_decay={huge}"])
         with pytest.raises(ValueError, match=r"override units=.*: expected a whole number like the default 64"):
-            base.with_overrides([f"units={huge}"])
+            resolve_experiment(base, [f"units={huge}"])
     with pytest.raises(ValueError, match="TrainConfig.learning_rate must be like its default 0.001, got inf"):
         TrainConfig(learning_rate=float("inf"))
     with pytest.raises(ValueError, match="TrainConfig.clipnorm must be like its default None, got nan"):
         TrainConfig(clipnorm=float("nan"))
     with pytest.raises(ValueError, match="not of the form KEY=VALUE"):
-        base.with_overrides(["units"])
-    assert base.with_overrides(["units=64"]) is base  # the value it already has: no change, no new name
+        resolve_experiment(base, ["units"])
+    assert resolve_experiment(base, ["units=64"]) is base  # the value it already has: no change, no new name
 
 
 # ------------------------------------------------------------------------------------------------ run directories

@@ -11,6 +11,7 @@ from data_utils.dataset import from_corpus, party_indices, with_validation_split
 from model_utils import training
 from model_utils.architectures import MAX_PARTIES, build_for, required_inputs, speaker_rows
 from model_utils.experiments import get_experiment
+from model_utils.runner import resolve_experiment
 
 
 def _renamed(corpus, names_for):
@@ -60,11 +61,11 @@ def test_rows_are_capped_and_global_identity_stays_available(forty):
     crowded = dataclasses.replace(forty, parties=np.where(forty.parties >= 0, np.arange(forty.max_len) % 9, -1))
     assert crowded.num_parties == 9 and speaker_rows(crowded) == MAX_PARTIES
     assert speaker_rows(forty, "global") == len(forty.speaker_names)
-    exp = get_experiment("text-context").with_overrides(["speaker_identity=global"])
+    exp = resolve_experiment(get_experiment("text-context"), ["speaker_identity=global"])
     model = build_for(exp, forty.subset("train"))
     assert {t.name for t in model.inputs} == {"text", "present", "speaker"}
     with pytest.raises(ValueError, match="speaker_identity must be one of"):
-        build_for(get_experiment("text-context").with_overrides(["speaker_identity=name"]), forty)
+        build_for(resolve_experiment(get_experiment("text-context"), ["speaker_identity=name"]), forty)
 
 
 def test_a_speaker_seen_only_in_test_gets_a_trained_representation(forty):

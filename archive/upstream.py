@@ -196,7 +196,7 @@ def pad_class_table(runs: list[PadRun]) -> pd.DataFrame:
     table = pd.DataFrame({"n": grouped["n"].first().astype(int), "predicted_pad": grouped["predicted_pad"].mean()})
     for m in ("accuracy", "macro_f1"):
         table[m] = grouped[m].mean()
-        table[f"{m}_std"] = grouped[m].std(ddof=1) if len(runs) > 1 else 0.0
+        table[f"{m}_std"] = grouped[m].std(ddof=1) if len(runs) > 1 else 0.0  # pandas: the same ddof as metrics.seed_std
     return table
 
 
@@ -208,7 +208,7 @@ def seed_spread(results, metric: str = "macro_f1") -> pd.DataFrame:
     for name, r in results.items():
         values = np.array([s.metrics[metric] for s in r.seeds])
         rows[name] = {"seeds": len(values), "mean": values.mean(),
-                      "std": values.std(ddof=1) if len(values) > 1 else 0.0,
+                      "std": metrics.seed_std(values),
                       "min": values.min(), "max": values.max(), "range": np.ptp(values),
                       "per_seed": ", ".join(f"{v:.4f}" for v in values)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("experiment")

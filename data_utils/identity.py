@@ -38,12 +38,9 @@ def file_digests(path) -> tuple[str, str]:
 
 def _preset(source: str) -> tuple[str, str] | None:
     """(preset, seed) of a built-in data source (``'synthetic (seed 0)'``), None for a file."""
-    from .synthetic import PRESETS
+    from .synthetic import parse_source
 
-    name = str(source).split(" (seed ")[0]
-    if name not in PRESETS:
-        return None
-    return name, str(source).partition(" (seed ")[2].rstrip(")") or "0"
+    return parse_source(source)
 
 
 def data_sha256(source: str) -> str:

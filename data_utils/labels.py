@@ -89,6 +89,8 @@ ORIGINAL6 = LabelScheme(
 
 SCHEMES: dict[str, LabelScheme] = {s.name: s for s in (MERGED4, STANDARD4, ORIGINAL6)}
 DEFAULT_SCHEME = "merged4"
+# What --scheme takes: every built-in scheme, and "native" (the corpus's own classes, :func:`get_scheme`).
+SCHEME_CHOICES = (*sorted(SCHEMES), "native")
 
 
 def get_scheme(name: str | LabelScheme, label_names: Sequence[str] = IEMOCAP6) -> LabelScheme:

@@ -100,9 +100,22 @@ def generate_corpus(seed: int = 0, config: SyntheticConfig = SyntheticConfig()) 
     return Corpus(
         dialogues=dialogues,
         splits={"train": tuple(ids[:config.n_train]), "valid": (), "test": tuple(ids[config.n_train:])},
-        label_names=IEMOCAP6, synthetic=True, source=f"synthetic (seed {seed})",
+        label_names=IEMOCAP6, synthetic=True, source=source_name("synthetic", seed),
         description="SYNTHETIC data shaped like IEMOCAP; not IEMOCAP results.", sessions=sessions,
     )
+
+
+def source_name(preset: str, seed: int) -> str:
+    """How built-in data name their source: ``'synthetic-small (seed 0)'`` (:func:`parse_source` reads it)."""
+    return f"{preset} (seed {seed})"
+
+
+def parse_source(source: str) -> tuple[str, str] | None:
+    """(preset, seed) of a :func:`source_name`, None for any other source (a file)."""
+    name, _, seed = str(source).partition(" (seed ")
+    if name not in PRESETS:
+        return None
+    return name, seed.rstrip(")") or "0"
 
 
 def synthetic_corpus(seed: int = 0, config: SyntheticConfig | str = "synthetic") -> Corpus:
@@ -113,7 +126,7 @@ def synthetic_corpus(seed: int = 0, config: SyntheticConfig | str = "synthetic")
         if config not in PRESETS:
             raise ValueError(f"unknown synthetic preset {config!r}; choose one of {sorted(PRESETS)}")
         config = PRESETS[config]
-    return corpus_from_bytes(corpus_to_bytes(generate_corpus(seed, config)), source=f"{name} (seed {seed})")
+    return corpus_from_bytes(corpus_to_bytes(generate_corpus(seed, config)), source=source_name(name, seed))
 
 
 def write_synthetic(path, seed: int = 0, *, overwrite: bool = False) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from data_utils.identity import SYNTHETIC_WARNING
+
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = REPO / "docs" / "upstream.md"
 CITING = [REPO / "README.md", *sorted((REPO / "notebooks").glob("*.ipynb")), *sorted((REPO / "archive").iterdir()),
@@ -82,7 +84,7 @@ def test_docs_results_writes_the_page_from_a_reports_folder(tmp_path, capsys):
     page = out.read_text(encoding="utf-8")
     lines = page.splitlines()
     assert lines[0] == "# Results" and MARKER in lines
-    assert "> **QUICK smoke run**" in page and "> **SYNTHETIC DATA.**" in page
+    assert "> **QUICK smoke run**" in page and f"> **{SYNTHETIC_WARNING}.**" in page
     assert f"`{reports}/results.md`" in page or "`reports/results.md`" in page
     assert any(line.startswith("Data: **SYNTHETIC data (not IEMOCAP)**") and "151 dialogues" in line for line in lines)
     assert any(line.startswith("Settings: QUICK") for line in lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from data_utils.labels import DEFAULT_SCHEME, SCHEMES
+from data_utils.labels import DEFAULT_SCHEME, SCHEME_CHOICES
 
 from . import download
 from ._common import handles_data_errors
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
     summary = sub.add_parser("summary", help="print a JSON summary of a dataset")
     summary.add_argument("--data", default="synthetic", help=DATA_HELP)
-    summary.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"],
+    summary.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES,
                          help=f"label scheme (default {DEFAULT_SCHEME})")
     summary.add_argument("--label-names", type=label_names_arg, metavar="A,B,...", help=LABEL_NAMES_HELP)
     summary.set_defaults(func=_summary)

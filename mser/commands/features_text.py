@@ -7,7 +7,7 @@ from pathlib import Path
 
 from data_utils.corpus import describe_widths, write_corpus
 from data_utils.fileio import check_output_path
-from data_utils.labels import DEFAULT_SCHEME, SCHEMES
+from data_utils.labels import DEFAULT_SCHEME, SCHEME_CHOICES
 
 from ._common import fail, handles_data_errors
 
@@ -65,7 +65,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="with --fine-tune-epochs: embed the training dialogues with the encoder fine-tuned on "
                              "them (default: cross-fitted, each fold of training dialogues embedded by an encoder "
                              "fine-tuned on the other folds; one fine-tuning per fold plus one)")
-    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=[*SCHEMES, "native"],
+    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES,
                         help=f"label scheme of the fine-tuning classes (default {DEFAULT_SCHEME})")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="random seed of the SVD / PCA and of fine-tuning (default 0)")

@@ -17,16 +17,9 @@ have one code path whether the run is in memory or on disk.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import functools
 import json
-import platform
-import shlex
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -39,7 +32,6 @@ from data_utils.fileio import (OutputExistsError, atomic_path, csv_text, release
 from . import metrics
 from .config import Experiment
 from .rundir import CONFIG, CONFUSION, PREDICTIONS, SEED_RESULT, SEED_STAGING_PREFIX, SUMMARY, is_seed_folder
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -388,41 +380,3 @@ def read_run(out: str | Path) -> RunResult:
 def as_run(run: "RunResult | str | Path") -> RunResult:
     """A RunResult as is, or the one a run directory holds."""
     return run if isinstance(run, RunResult) else read_run(run)
-
-
-# ------------------------------------------------------------------------------------------------ provenance
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The repository's HEAD commit, with '+dirty' when tracked files have uncommitted changes; 'unknown' outside a
-    git checkout."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def provenance(command: str | None = None) -> dict:
-    """Where a run came from: code version, package versions, command line and start time (UTC)."""
-    return {
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "numpy": _version("numpy"),
-        "command": command or shlex.join(sys.argv),
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {platform.system()}",
-    }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
@@ -18,14 +17,14 @@ from pathlib import Path
 
 from data_utils.download import DEFAULT_PATH, DownloadError, download
 from data_utils.fileio import check_output_path, write_text
-from data_utils.identity import SYNTHETIC_NAME, describe_source
+from data_utils.identity import SYNTHETIC_NAME, SYNTHETIC_WARNING, describe_source
 from data_utils.labels import DEFAULT_SCHEME
 from data_utils.synthetic import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("1_timnet", "2_exploratory_analysis", "3_multimodal_model")
-SYNTHETIC_BANNER = ("> **SYNTHETIC DATA.** The real IEMOCAP feature pickle was not available, so every number "
-                    "below comes from the built-in synthetic data. These are NOT IEMOCAP results.")
+SYNTHETIC_BANNER = (f"> **{SYNTHETIC_WARNING}.** The real IEMOCAP feature pickle was not available, so every "
+                    "number below comes from the built-in synthetic data.")
 
 
 def resolve_data(data: str | None, *, try_download: bool = True) -> str:
@@ -43,7 +42,7 @@ def resolve_data(data: str | None, *, try_download: bool = True) -> str:
             _say("Download failed: " + "; ".join(f"{url}: {reason}" for url, reason in e.failures))
         except OSError as e:
             _say(f"Download failed: {e}")
-    _say("Using the built-in SYNTHETIC data: the reports will say so on every page.")
+    _say(f"Using the built-in {SYNTHETIC_NAME}: the reports will say so on every page.")
     return "synthetic"
 
 
@@ -78,6 +77,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
     identity = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))
     _fresh_reports_dir(reports)
     params = parameters(data, quick=quick, reports=reports)
+    os.environ.setdefault("MSER_PROGRESS", "lines")  # executed notebooks are pages: lines, no progress bars
     if ray:
         os.environ["MSER_RAY_ADDRESS"] = ray  # the notebook kernels inherit it; run_many reads it
         params.pop("WORKERS", None)  # the cluster's lanes, not the kernel, train
@@ -86,7 +86,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
 
     def run(i: int, name: str) -> None:
         _say(f"[{i}/{len(notebooks)}] running notebooks/{name}.ipynb "
-             f"({'quick' if quick else 'full'} settings, data: {'SYNTHETIC' if data in PRESETS else data})")
+             f"({'quick' if quick else 'full'} settings, data: {SYNTHETIC_NAME if data in PRESETS else data})")
         t0 = time.perf_counter()
         executed = reports / f"{name}.ipynb"
         papermill.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(executed), parameters=params,
@@ -132,13 +132,18 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
 
 def write_profile(reports: Path, notebooks: dict[str, float], *, data: str) -> Path:
     """reports/profile.json and profile.md: notebook wall times and where the runs' time went
-    (:mod:`model_utils.profiling`)."""
-    from model_utils.profiling import profile, profile_markdown
+    (:mod:`model_utils.run.profiling`); reports/costs.json: the seconds per seed the scheduler orders jobs by."""
+    import os
+
+    from model_utils.run.profiling import profile, profile_markdown, write_costs
 
     report = profile(reports / "runs", notebooks)
     report["data"] = "synthetic" if data in PRESETS else data
     write_text(reports / "profile.json", json.dumps(report, indent=2) + "\n", overwrite=True)
-    where = "SYNTHETIC data" if data in PRESETS else data
+    where = SYNTHETIC_NAME if data in PRESETS else data
+    write_costs(reports / "runs", reports / "costs.json",
+                about=f"seconds per seed on {where}, {os.cpu_count()} cores, one TensorFlow thread per worker "
+                      f"(mser reproduce, {time.strftime('%Y-%m-%d')})")
     return write_text(reports / "profile.md", profile_markdown(report, title=f"Where the time went ({where})"),
                       overwrite=True)
 
@@ -206,14 +211,14 @@ def _kept_name(reports: Path) -> Path:
 class _Progress:
     """Relays a notebook's progress lines ("running: …", "[3/17] rnn-text: test macro-F1 …") as they are printed."""
 
-    LINE = re.compile(r"^(running: |\[\d+/\d+\] )")
-
     def __init__(self, notebook: str):
-        self.notebook = notebook
+        from model_utils.run.progress import RELAYED  # the runner's own line formats
+
+        self.notebook, self.line = notebook, RELAYED
 
     def write(self, text: str) -> None:
         for line in text.splitlines():
-            if self.LINE.match(line):
+            if self.line.match(line):
                 _say(f"      {self.notebook}: {line}")
 
     def flush(self) -> None:

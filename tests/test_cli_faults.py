@@ -230,7 +230,7 @@ def test_only_the_log_lines_tf_cpp_min_log_level_hides_are_filtered():
     """At level 3 the filter drops absl's banner and I/W/E lines in both formats; a fatal line and anything else
     written to descriptor 2 still show, in order."""
     code = ("import os\n"
-            "from model_utils._tf_logs import filtered_stderr\n"
+            "from model_utils.machine.tf_logs import filtered_stderr\n"
             "with filtered_stderr():\n"
             "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to "
             "STDERR\\n')\n"

@@ -16,6 +16,7 @@ import pytest
 
 from data_utils.dataset import load_dataset
 from data_utils.fileio import OutputExistsError
+from data_utils.identity import SYNTHETIC_NAME
 from model_utils.architectures import ARCHITECTURES, ModelInputs, default_hparams, register_architecture, \
     required_inputs
 from model_utils.config import GROUPS, Experiment, TrainConfig
@@ -201,9 +202,9 @@ def test_a_different_config_is_refused_before_training_and_the_same_one_resumes(
     out, a, _ = two_runs
     with pytest.raises(OutputExistsError, match=r"different configuration \(.*epochs.*--force"):
         run_experiment("text-bilstm", SMALL, seeds=[0], epochs=3, out=out / "a", verbose=0)
-    from model_utils import runner
+    from model_utils.run import seed
 
-    monkeypatch.setattr(runner, "_train_seed", lambda *a, **k: pytest.fail("a complete seed was retrained"))
+    monkeypatch.setattr(seed, "train_seed", lambda *a, **k: pytest.fail("a complete seed was retrained"))
     again = run_experiment("text-bilstm", SMALL, seeds=[0, 1], epochs=2, out=out / "a", verbose=0)
     assert again.summary()["metrics"] == a.summary()["metrics"]
     # a run recorded before TrainConfig.weight_decay existed is the same configuration as weight_decay=0
@@ -434,11 +435,11 @@ def test_compare_works_on_two_cross_validated_runs(cv_runs, two_runs):
 # ------------------------------------------------------------------------------------------------ mser bench
 
 def test_bench_reports_the_median_epoch_of_the_training_split():
-    from model_utils.bench import bench
+    from model_utils.run.bench import bench
 
     result = bench("text-bilstm", SMALL, epochs=3)
     train, _, _ = prepare_data(get_experiment("text-bilstm"), SMALL)
-    assert result["data"] == "SYNTHETIC (not IEMOCAP)"
+    assert result["data"] == SYNTHETIC_NAME
     assert result["train_utterances"] == int(train.present.sum()) and result["train_dialogues"] == len(train)
     assert len(result["epoch_seconds"]) == 3 and all(t > 0 for t in result["epoch_seconds"])
     assert result["seconds_per_epoch"] == pytest.approx(np.median(result["epoch_seconds"]), abs=1e-3)
@@ -458,7 +459,8 @@ def test_bench_reports_the_median_epoch_of_the_training_split():
 def test_cli_trains_on_every_core_unless_told(argv, cpus, expected, monkeypatch, tmp_path):
     """Every process trains with one TensorFlow thread, so a default of one worker would leave cores idle."""
     from mser.cli import main
-    from model_utils import runner, selection
+    from model_utils import runner
+    from model_utils.run import selection
 
     class Seen(Exception):
         pass
@@ -476,7 +478,7 @@ def test_cli_trains_on_every_core_unless_told(argv, cpus, expected, monkeypatch,
 
 
 def test_bench_compare_alternates_and_keeps_the_median_run(monkeypatch):
-    from model_utils import bench
+    from model_utils.run import bench
 
     speeds = {"a": iter([10.0, 30.0, 20.0]), "b": iter([45.0, 40.0, 90.0])}
     calls = []

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from data_utils.dataset import load_dataset
-from model_utils import selection
+from model_utils.run import selection
 
 SMALL = "synthetic-small"
 

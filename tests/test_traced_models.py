@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from model_utils import runner
+from model_utils.run import schedule, seed
 
 
 def _run(monkeypatch, experiment: str, reuse: bool):
-    monkeypatch.setattr(runner, "REUSE_TRACES", reuse)
-    runner.traced_models.cache_clear()
+    monkeypatch.setattr(seed, "REUSE_TRACES", reuse)
+    seed.traced_models.cache_clear()
     run = runner.run_experiment(experiment, "synthetic-small", seeds=[0, 1], epochs=2, verbose=0)
-    return run, runner.traced_models().reused
+    return run, seed.traced_models().reused
 
 
 @pytest.mark.parametrize("experiment", ["text-bilstm", "text-context"])
@@ -27,22 +28,22 @@ def test_a_reinitialised_traced_model_gives_bit_identical_numbers_to_a_new_one(m
 
 
 def test_a_model_of_another_configuration_is_never_reused(monkeypatch):
-    monkeypatch.setattr(runner, "REUSE_TRACES", True)
-    runner.traced_models.cache_clear()
+    monkeypatch.setattr(seed, "REUSE_TRACES", True)
+    seed.traced_models.cache_clear()
     runner.run_experiment("text-bilstm", "synthetic-small", seeds=[0], epochs=1, verbose=0)
     runner.run_experiment(runner.resolve_experiment("text-bilstm", ["units=8"]), "synthetic-small", seeds=[0],
                           epochs=1, verbose=0)
     runner.run_experiment("text-bilstm", "synthetic-small", seeds=[1], epochs=1, verbose=0)
-    assert runner.traced_models().reused == 1  # only the third run, same key as the first
+    assert seed.traced_models().reused == 1  # only the third run, same key as the first
 
 
 def test_the_scheduler_starts_the_longest_experiments_first_and_keeps_a_lane_on_one_experiment(monkeypatch):
-    """Lanes are single-thread pools here and ``_job`` a stub that records which lane ran what."""
+    """Lanes are single-thread pools here and ``run_job`` a stub that records which lane ran what."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(runner, "SECONDS_PER_SEED", {"long": 30.0, "mid": 20.0, "short": 1.0, "tiny": 0.5})
+    monkeypatch.setattr(schedule, "load_costs", lambda: ({"long": 30.0, "mid": 20.0, "short": 1.0, "tiny": 0.5}, 30.0))
     ran = []
 
     def job(name, seed):
@@ -50,10 +51,10 @@ def test_the_scheduler_starts_the_longest_experiments_first_and_keeps_a_lane_on_
         time.sleep({"long": 0.06, "mid": 0.04}.get(name, 0.01))
         return name, seed
 
-    monkeypatch.setattr(runner, "_job", job)
+    monkeypatch.setattr(schedule, "run_job", job)
     lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"lane{i}") for i in range(2)]
     jobs = {n: [(n, s) for s in range(3)] for n in ("tiny", "short", "mid", "long")}
-    finished = list(runner._schedule(jobs, lanes))
+    finished = list(schedule.schedule(jobs, lanes))
     assert sorted(r for _, r in finished) == sorted((n, s) for n in jobs for s in range(3))  # each once
     assert {ran[0][1], ran[1][1]} == {"long", "mid"}  # the two longest start first
     lane_of_long = ran[0][0] if ran[0][1] == "long" else ran[1][0]
@@ -77,10 +78,10 @@ def test_an_op_without_a_deterministic_kernel_is_named_with_the_choices():
 
 
 def test_the_profile_of_a_run_counts_its_seeds_and_reused_traces(monkeypatch, tmp_path):
-    from model_utils.profiling import profile, profile_markdown
+    from model_utils.run.profiling import profile, profile_markdown
 
-    monkeypatch.setattr(runner, "REUSE_TRACES", True)
-    runner.traced_models.cache_clear()
+    monkeypatch.setattr(seed, "REUSE_TRACES", True)
+    seed.traced_models.cache_clear()
     runner.run_experiment("cnn-text", "synthetic-small", seeds=[0, 1], epochs=2, verbose=0, out=tmp_path / "cnn-text")
     report = profile(tmp_path)
     assert report["experiments"]["cnn-text"]["seeds"] == 2 and report["experiments"]["cnn-text"]["reused_traces"] == 1
@@ -94,7 +95,7 @@ def test_the_profile_of_a_run_counts_its_seeds_and_reused_traces(monkeypatch, tm
 
 def test_the_busy_fraction_never_passes_one_when_seeds_fill_the_span(monkeypatch):
     """Two back-to-back seeds of 0.26 s fill a 0.52 s span: the workers' totals rounded to 0.1 s would say 0.6 s."""
-    from model_utils import profiling
+    from model_utils.run import profiling
 
     def seed(n, started):
         return {"experiment": "x", "seed": n, "pid": 1, "started": started, "ended": started + 0.26, "wall": 0.26,

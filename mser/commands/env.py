@@ -11,7 +11,7 @@ def register(subparsers) -> None:
 
 
 def _env(args) -> int:
-    from model_utils.environment import environment_report, format_report
+    from model_utils.machine.environment import environment_report, format_report
 
     report = environment_report()
     print(json.dumps(report, indent=2) if args.json else format_report(report))

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from data_utils.labels import DEFAULT_SCHEME, SCHEMES
+from data_utils.labels import DEFAULT_SCHEME, SCHEME_CHOICES
 from model_utils.config import CV_MODES, GROUPS, MAX_SEEDS
 from model_utils.metrics import METRICS
 
@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     select.add_argument("experiments", nargs="+", help="experiment names (see `mser list`)")
     select.add_argument("--data", action="append", required=True, metavar="PATH",
                         help="a corpus pickle; repeat for several feature sets")
-    select.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"])
+    select.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES)
     select.add_argument("--seeds", type=_seed_count, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
     select.add_argument("--epochs", type=_positive, help="cap on epochs")
     select.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
@@ -100,7 +100,7 @@ def register(subparsers) -> None:
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synthetic", help=DATA_HELP)
-    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=sorted(SCHEMES) + ["native"])
+    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES)
 
 
 def _positive(text: str) -> int:
@@ -155,7 +155,7 @@ def _run(args) -> int:
                             option="--out")  # before the data is read or anything trained
     check_ours(out)  # a folder holding what the suite did not write is refused, --force or not
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
-    # on Ray, 1 means "as many lanes as the cluster has CPUs" (runner._ray_lanes)
+    # on Ray, 1 means "as many lanes as the cluster has CPUs" (model_utils.run.lanes.ray_lanes)
     workers = args.workers or (1 if args.ray else default_workers(len(seeds)))
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
@@ -171,7 +171,7 @@ def _run(args) -> int:
 @handles_data_errors
 def _select(args) -> int:
     from data_utils.fileio import check_output_path, frame_csv, write_text
-    from model_utils import selection
+    from model_utils.run import selection
     from model_utils.experiments import get_experiment
     from model_utils.runner import default_workers, resolve_experiment
 
@@ -216,7 +216,7 @@ def _compare(args) -> int:
 
 @handles_data_errors
 def _bench(args) -> int:
-    from model_utils.bench import compare
+    from model_utils.run.bench import compare
     from model_utils.experiments import get_experiment
 
     for name in args.names:

@@ -21,8 +21,8 @@ import pandas as pd
 
 from data_utils.labels import DEFAULT_SCHEME
 
-from .metrics import METRICS
-from .reporting import METRIC_LABELS, SYNTHETIC_WARNING
+from ..metrics import METRICS, seed_std
+from ..reporting import METRIC_LABELS, SYNTHETIC_WARNING
 
 SELECTION_CV = "train-sessions"
 
@@ -94,8 +94,7 @@ def select(cands: Iterable[Candidate], *, out: str | Path, seeds: Sequence[int] 
 
 
 def _std(run, metric: str) -> float:
-    values = [s.metrics[metric] for s in run.seeds]
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return seed_std([s.metrics[metric] for s in run.seeds])
 
 
 def to_markdown(table: pd.DataFrame, metric: str = "macro_f1") -> str:

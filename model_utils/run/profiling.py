@@ -1,10 +1,12 @@
 """Where the time of a batch of runs went: per experiment and seed, and how busy each worker process was.
 
-Reads the timing every seed records in its provenance (``runner._train_seed``: build, training steps, the first
-epoch's steps, validation, test prediction, clear_session, the rest of ``fit`` (epoch bookkeeping, keeping the best
+Reads the timing every seed records in its provenance (:func:`model_utils.run.seed.train_seed`: build, training
+steps, the first epoch's steps, validation, test prediction, clear_session, the rest of ``fit`` (epoch bookkeeping, keeping the best
 epochs' weights), saving the model, start and end, process id, whether the traced model was reused) from
 the run directories under a root (``reports/runs`` after ``make reproduce``). ``mser reproduce`` writes the result
-to ``reports/profile.json`` and ``reports/profile.md``.
+to ``reports/profile.json`` and ``reports/profile.md``, and the seconds per seed of every experiment to
+``reports/costs.json`` (:func:`write_costs`), the file the scheduler reads (:mod:`model_utils.run.schedule`) once
+copied over ``model_utils/run/costs.json``.
 
 Tracing is estimated, not measured: the first epoch's steps minus the mean of the later epochs' (one epoch of a
 seed that reused a traced model costs what any later epoch costs).
@@ -14,11 +16,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..results import SEED_RESULT, SUMMARY
+from .seed import TIMING_SECONDS
 
-from .results import SEED_RESULT, SUMMARY
-
-
-_MEASURED = ("build", "steps", "validation", "test_prediction", "clear_session", "fit_other", "save")
+_MEASURED = tuple(k for k in TIMING_SECONDS if k != "first_epoch_steps")  # the first epoch: in "steps"
 
 
 def seed_timings(runs_root: str | Path) -> list[dict]:
@@ -107,3 +108,27 @@ def profile_markdown(report: dict, *, title: str = "Profile") -> str:
         lines += [f"| {n} | {e['seeds']} | {e['reused_traces']} | {e['wall']:.0f} | {e['steps']:.0f} | "
                   f"{e['trace']:.0f} | {e['validation']:.0f} | {e['build']:.0f} |" for n, e in by_wall]
     return "\n".join(lines) + "\n"
+
+
+def costs(runs_root: str | Path) -> dict[str, float]:
+    """Mean wall seconds of one seed of each experiment under ``runs_root`` (a derived ``base[k=v]`` counts as its
+    base), rounded to whole seconds: the numbers the scheduler orders jobs by."""
+    by_name: dict[str, list[float]] = {}
+    for row in seed_timings(runs_root):
+        by_name.setdefault(row["experiment"].split("[")[0], []).append(row["wall"])
+    return {name: float(round(sum(w) / len(w))) for name, w in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))}
+
+
+def write_costs(runs_root: str | Path, path: str | Path, *, about: str) -> Path | None:
+    """Write :func:`costs` of ``runs_root`` to ``path`` in the scheduler's format (``seconds_per_seed``, a
+    ``default_seconds_per_seed`` for experiments not listed: their median, and ``about``: where they were measured);
+    None, writing nothing, when no seed recorded its timing."""
+    from data_utils.fileio import write_text
+
+    seconds = costs(runs_root)
+    if not seconds:
+        return None
+    ordered = sorted(seconds.values())
+    doc = {"about": about, "default_seconds_per_seed": ordered[len(ordered) // 2], "seconds_per_seed": seconds}
+    write_text(Path(path), json.dumps(doc, indent=1) + "\n", overwrite=True)
+    return Path(path)

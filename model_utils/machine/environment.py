@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
+
+from .provenance import package_version
+from .settings import REPORTED
 
 # Optional extras: the package that shows the extra is installed, by extra name (pyproject's optional-dependencies).
 EXTRAS = {"text": "sentence-transformers", "audio": "opensmile", "ray": "ray"}
-SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL",
-            "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def devices() -> list[str]:
@@ -56,14 +49,14 @@ def environment_report() -> dict:
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "cpus": os.cpu_count(),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "numpy": _version("numpy"),
+        "tensorflow": package_version("tensorflow"),
+        "keras": package_version("keras"),
+        "numpy": package_version("numpy"),
         "devices": devices(),
         "compute_device": compute_device(),
         "op_determinism": "on in every run (model_utils.training.set_seed; same seed, same device: same numbers)",
-        "settings": {name: os.environ.get(name, "(unset)") for name in SETTINGS},
-        "extras": {extra: _version(package) for extra, package in EXTRAS.items()},
+        "settings": {name: os.environ.get(name, "(unset)") for name in REPORTED},
+        "extras": {extra: package_version(package) for extra, package in EXTRAS.items()},
     }
 
 

@@ -17,17 +17,18 @@ import sys
 
 import numpy as np
 
+from data_utils.identity import SYNTHETIC_NAME
 from data_utils.labels import DEFAULT_SCHEME
 
 
 def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, epochs: int = 5,
           seed: int = 0) -> dict:
     """Measure ``name`` in this process."""
-    from . import training
-    from .architectures import build_for
-    from .environment import tensorflow_threads
-    from .experiments import get_experiment
-    from .runner import prepare_data
+    from .. import training
+    from ..architectures import build_for
+    from ..machine.environment import tensorflow_threads
+    from ..experiments import get_experiment
+    from .plan import prepare_data
 
     exp = get_experiment(name)
     train, valid, _ = prepare_data(exp, data, scheme=scheme)
@@ -40,7 +41,7 @@ def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, e
     utterances = int(train.present.sum())
     return {
         "experiment": name,
-        "data": "SYNTHETIC (not IEMOCAP)" if train.synthetic else str(data),
+        "data": SYNTHETIC_NAME if train.synthetic else str(data),
         "train_dialogues": len(train),
         "train_utterances": utterances,
         "epochs_timed": epochs,
@@ -58,7 +59,7 @@ def bench(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME, e
 def bench_in_subprocess(name: str, data: str = "synthetic", *, scheme: str = DEFAULT_SCHEME,
                         epochs: int = 5) -> dict:
     """Measure ``name`` in a fresh Python process, so peak memory is its own."""
-    code = ("import json, sys; from model_utils.bench import bench; "
+    code = ("import json, sys; from model_utils.run.bench import bench; "
             "print(json.dumps(bench(sys.argv[1], sys.argv[2], scheme=sys.argv[3], epochs=int(sys.argv[4]))))")
     proc = subprocess.run([sys.executable, "-c", code, name, str(data), scheme, str(epochs)],
                           capture_output=True, text=True)

@@ -19,7 +19,8 @@ from data_utils.dataset import load_dataset
 from data_utils.text_features import build_text_corpus
 from model_utils.experiments import EXPERIMENTS, get_experiment
 from model_utils.metrics import METRICS
-from model_utils.runner import SUMMARY, prepare_data, run_experiment
+from model_utils.results import SUMMARY
+from model_utils.runner import prepare_data, run_experiment
 
 TEST_UTTERANCES = 1623  # the 31 Session-5 dialogues
 SPLIT_DIALOGUES = {"train": 108, "valid": 12, "test": 31}

@@ -196,7 +196,7 @@ def pad_class_table(runs: list[PadRun]) -> pd.DataFrame:
     table = pd.DataFrame({"n": grouped["n"].first().astype(int), "predicted_pad": grouped["predicted_pad"].mean()})
     for m in ("accuracy", "macro_f1"):
         table[m] = grouped[m].mean()
-        table[f"{m}_std"] = grouped[m].std(ddof=1) if len(runs) > 1 else 0.0  # pandas: the same ddof as metrics.seed_std
+        table[f"{m}_std"] = grouped[m].agg(metrics.seed_std)
     return table
 
 
@@ -234,7 +234,7 @@ def plot_leak(runs: list[LeakyRun], *, save_dir: str | Path | None = None, name:
     """Leaky vs held-out validation macro-F1 per epoch (one line per seed); the test score after training."""
     import matplotlib.pyplot as plt
 
-    from model_utils.plots import _save
+    from model_utils.report import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, r in enumerate(runs):
@@ -248,7 +248,7 @@ def plot_leak(runs: list[LeakyRun], *, save_dir: str | Path | None = None, name:
     ax.set(xlabel="epoch", ylabel="macro-F1", title=f"{runs[0].experiment}: upstream's take/skip split — {data_tag}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, save_dir, name)
+    save_figure(fig, save_dir, name)
     return fig
 
 

@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "uar")
+# How tables and figures name them.
+METRIC_LABELS = {"accuracy": "Accuracy", "macro_f1": "Macro-F1", "weighted_f1": "Weighted-F1", "uar": "UAR"}
 ALPHA = 0.05  # significance level of paired_bootstrap (and its 95 % interval)
 
 

@@ -380,3 +380,10 @@ def read_run(out: str | Path) -> RunResult:
 def as_run(run: "RunResult | str | Path") -> RunResult:
     """A RunResult as is, or the one a run directory holds."""
     return run if isinstance(run, RunResult) else read_run(run)
+
+
+def as_runs(results) -> list[RunResult]:
+    """RunResults from a mapping (name -> RunResult, as ``run_many`` returns) or an iterable of RunResults or run
+    directories."""
+    values = results.values() if hasattr(results, "values") else results
+    return [as_run(r) for r in values]

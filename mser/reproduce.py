@@ -151,7 +151,8 @@ def write_profile(reports: Path, notebooks: dict[str, float], *, data: str) -> P
 def collect_results(reports: Path, *, data: dict, quick: bool, seconds: float) -> Path:
     """reports/results.md: every table the notebooks wrote to reports/tables/, headed by the data used (``data``:
     :func:`data_utils.identity.describe_source` of it: name, file, SHA-256, dialogue count)."""
-    from model_utils.reporting import escape_markdown
+    from model_utils.report import escape_markdown
+    from model_utils.report.notebook import indexed_tables
 
     lines = ["# Results", ""]
     if data["name"] == SYNTHETIC_NAME:
@@ -162,7 +163,7 @@ def collect_results(reports: Path, *, data: dict, quick: bool, seconds: float) -
               f"wall time {seconds / 60:.1f} min. Protocol: dialogue-level validation split held out from the "
               "training dialogues for early stopping on macro-F1; test scored once, real utterances only; "
               "mean ± std over seeds.", ""]
-    for table in sorted((reports / "tables").glob("*.md")):
+    for table in indexed_tables(reports / "tables", NOTEBOOKS):  # each notebook's tables in the order it wrote them
         lines += [table.read_text().rstrip(), ""]
     lines += ["Figures: `reports/figures/`. Executed notebooks: `reports/*.ipynb` and `reports/*.html`.", ""]
     return write_text(reports / "results.md", "\n".join(lines), overwrite=True)

@@ -150,7 +150,7 @@ COMMANDS = {
                       "mser.commands.features_text.build_text_corpus"),
     "features-audio": (["features", "audio", "--audio-dir", ".", "--base", "missing.pkl", "--out", "OUT"], "--out",
                        "mser.commands.features_audio.read_corpus"),
-    "table-csv": (["table", "runs/none", "--csv", "OUT"], "--csv", "model_utils.reporting.runs_table"),
+    "table-csv": (["table", "runs/none", "--csv", "OUT"], "--csv", "model_utils.report.runs_table"),
     "reproduce": (["reproduce", "--data", SMALL, "--no-download", "--reports", "OUT"], "--reports",
                   "papermill.execute_notebook"),
 }

@@ -318,7 +318,7 @@ EVIL = "<img src=x onerror=alert(5)>"
 
 
 def test_14_data_derived_strings_never_become_html_in_reports(tmp_path, small_corpus):
-    from model_utils.reporting import data_banner, frame_to_markdown, styled
+    from model_utils.report import data_banner, frame_to_markdown, styled
     import pandas as pd
 
     corpus = type(small_corpus)(**{**small_corpus.__dict__, "source": str(tmp_path / f"{EVIL}.pkl"), "synthetic": False})
@@ -334,7 +334,7 @@ def test_14_data_derived_strings_never_become_html_in_reports(tmp_path, small_co
 
 def test_15_only_poria_et_al_s_file_is_called_iemocap(tmp_path, fixture_pkl):
     from data_utils.identity import AT_IEMOCAP_PATH, describe_source
-    from model_utils.reporting import data_banner
+    from model_utils.report import data_banner
 
     at_default = tmp_path / "dataset" / "iemocap" / "raw" / "IEMOCAP_features_raw.pkl"
     at_default.parent.mkdir(parents=True)
@@ -357,7 +357,7 @@ def test_15_results_md_names_its_data_with_hash_and_dialogues(tmp_path):
 
 
 def test_15_figures_say_when_epochs_were_capped(tmp_path):
-    from model_utils.plots import plot_history
+    from model_utils.report import plot_history
 
     run = fake_run(tmp_path / "run")
     run.config["differs_from_defaults"] = ["epochs"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import evaluate
-from .results import RunResult
+from ..metrics import evaluate
+from ..results import RunResult
 
 
 def top_confusions(result: RunResult, k: int = 6) -> pd.DataFrame:

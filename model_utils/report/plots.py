@@ -12,25 +12,31 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .results import RunResult
+from ..metrics import METRIC_LABELS, seed_std
+from ..results import RunResult
+from .tables import arch_modality_grid
+from .text import data_name, file_stem, settings_note
 
 
-def _data_tag(result: RunResult) -> str:
-    """The data a figure of ``result`` comes from (:func:`reporting.data_name`), and its settings when they are not
+def data_tag(result: RunResult) -> str:
+    """The data a figure of ``result`` comes from (:func:`~.text.data_name`), and its settings when they are not
     the experiment's own (an epoch cap)."""
-    from .reporting import data_name, settings_note
-
     note = settings_note(result)
     return data_name(result.data) + (f"; {note}" if note else "")
 
 
-def _save(fig, save_dir: str | Path | None, name: str) -> None:
-    if save_dir is not None:
-        from data_utils.fileio import atomic_path
+def save_figure(fig, save_dir: str | Path | None, *name: str) -> Path | None:
+    """Save ``fig`` atomically as ``save_dir/<name>.png``, the name made file-safe from its parts
+    (:func:`~.text.file_stem`: ``("confusion", "cnn-text[filters=32]")`` -> ``confusion_cnn-text--filters-32.png``);
+    nothing when ``save_dir`` is None."""
+    if save_dir is None:
+        return None
+    from data_utils.fileio import atomic_path
 
-        path = Path(save_dir) / f"{name}.png"
-        with atomic_path(path, overwrite=True, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    path = Path(save_dir) / f"{file_stem(*name)}.png"
+    with atomic_path(path, overwrite=True, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    return path
 
 
 def plot_confusion(result: RunResult, *, save_dir: str | Path | None = None):
@@ -44,51 +50,59 @@ def plot_confusion(result: RunResult, *, save_dir: str | Path | None = None):
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title("row-normalised (recall)" if normalize else f"counts, summed over {len(result.seeds)} seeds")
-    fig.suptitle(f"{result.experiment.name} — {_data_tag(result)}, {result.data['label_scheme']}")
+    fig.suptitle(f"{result.experiment.name} — {data_tag(result)}, {result.data['label_scheme']}")
     fig.tight_layout()
-    _save(fig, save_dir, f"confusion_{result.experiment.name}")
+    save_figure(fig, save_dir, "confusion", result.experiment.name)
     return fig
 
 
 def plot_history(result: RunResult, *, save_dir: str | Path | None = None):
-    """Training loss and validation macro-F1 per epoch for every seed; each seed's best epoch is marked."""
+    """The learning curves of every seed: training loss (solid) and validation loss (dashed) per epoch, and the
+    validation macro-F1 that selects the epoch, each seed's best epoch marked (dotted). A cross-validated run
+    shows the curves of every fold."""
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
-    for s in result.seeds:
-        epochs = [h["epoch"] for h in s.history]
-        loss_ax.plot(epochs, [h["loss"] for h in s.history], label=f"seed {s.seed}")
-        f1_ax.plot(epochs, [h["val_macro_f1"] for h in s.history], label=f"seed {s.seed}")
-        f1_ax.axvline(s.best_epoch, color="grey", lw=0.6, ls=":")
-    loss_ax.set(title="training loss (mean CE over real utterances)", xlabel="epoch")
-    f1_ax.set(title="validation macro-F1 (dotted: best epoch)", xlabel="epoch")
-    f1_ax.legend(fontsize=8)
-    fig.suptitle(f"{result.experiment.name} — {_data_tag(result)}")
+    curves = [(f"seed {s.seed}", s.history, s.best_epoch) for s in result.seeds if s.history]
+    curves += [(f"seed {s.seed}, {f.session}", f.history, f.best_epoch) for s in result.seeds for f in s.folds]
+    for i, (label, history, best) in enumerate(curves):
+        colour = f"C{i % 10}"
+        epochs = [h["epoch"] for h in history]
+        loss_ax.plot(epochs, [h["loss"] for h in history], color=colour, label=label)
+        if all("val_loss" in h for h in history):
+            loss_ax.plot(epochs, [h["val_loss"] for h in history], color=colour, ls="--")
+        f1_ax.plot(epochs, [h["val_macro_f1"] for h in history], color=colour, label=label)
+        f1_ax.axvline(best, color=colour, lw=0.6, ls=":")
+    loss_ax.set(title="loss (CE over real utterances): training —, validation --", xlabel="epoch", ylabel="loss")
+    f1_ax.set(title="validation macro-F1 (dotted: the best epoch)", xlabel="epoch", ylabel="macro-F1")
+    if curves:
+        f1_ax.legend(fontsize=8)
+    fig.suptitle(f"{result.experiment.name} — {data_tag(result)}")
     fig.tight_layout()
-    _save(fig, save_dir, f"history_{result.experiment.name}")
+    save_figure(fig, save_dir, "history", result.experiment.name)
     return fig
 
 
 def grid_heatmap(grid: pd.DataFrame, *, title: str, save_dir: str | Path | None = None,
-                 name: str = "grid", fmt: str = ".3f", annot: Mapping | None = None):
-    """A heatmap of an architecture × modality grid of mean scores."""
+                 name: str = "grid", fmt: str = ".3f", annot: Mapping | None = None, colour_label: str = ""):
+    """A heatmap of an architecture × modality grid of mean scores, with a colour bar labelled ``colour_label``."""
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 2, 0.6 * grid.shape[0] + 1.8))
     sns.heatmap(grid.astype(float), annot=annot if annot is not None else True, fmt=fmt if annot is None else "",
-                cmap="viridis", ax=ax, cbar=False)
+                cmap="viridis", ax=ax, cbar=True, cbar_kws={"label": colour_label})
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, save_dir, name)
+    save_figure(fig, save_dir, name)
     return fig
 
 
 def plot_grid(table: pd.DataFrame, metric: str = "macro_f1", *, title: str, save_dir: str | Path | None = None,
               name: str = "grid"):
-    """Architecture × modality heatmap of a runs table (``reporting.runs_table``): mean ± std of ``metric``."""
-    from .reporting import METRIC_LABELS, arch_modality_grid
-
+    """Architecture × modality heatmap of a runs table (:func:`~.tables.runs_table`): mean ± std of ``metric``."""
     mean, std = arch_modality_grid(table, metric), arch_modality_grid(table, metric, std=True)
     annot = mean.map(lambda v: "" if pd.isna(v) else f"{v:.3f}") + std.map(
         lambda v: "" if pd.isna(v) else f"\n± {v:.3f}")
-    return grid_heatmap(mean, title=f"{title}: {METRIC_LABELS[metric]} — {table['data'].iloc[0]}",
-                        save_dir=save_dir, name=name, annot=annot.to_numpy())
+    data = "; ".join(table["data"].unique())
+    return grid_heatmap(mean, title=f"{title}: {METRIC_LABELS[metric]}, mean ± std over seeds\n{data}",
+                        save_dir=save_dir, name=name, annot=annot.to_numpy(),
+                        colour_label=f"mean {METRIC_LABELS[metric]}")
 
 
 def plot_seeds(results: Mapping[str, RunResult], metric: str = "macro_f1", *, title: str = "",
@@ -98,13 +112,13 @@ def plot_seeds(results: Mapping[str, RunResult], metric: str = "macro_f1", *, ti
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(runs) + 2), 3.8))
     for i, r in enumerate(runs):
         values = np.array([s.metrics[metric] for s in r.seeds])
-        std = values.std(ddof=1) if values.size > 1 else 0.0
+        std = seed_std(values)
         ax.errorbar(i, values.mean(), yerr=std, fmt="_", color="black", markersize=18, capsize=4, zorder=1)
         ax.scatter([i] * len(values), values, color="#dd8452", zorder=2, s=22)
     ax.set_xticks(range(len(runs)), [r.experiment.name for r in runs], rotation=45, ha="right")
-    ax.set_ylabel(metric)
-    tag = _data_tag(runs[0]) if runs else ""
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    tag = data_tag(runs[0]) if runs else ""
     ax.set_title(f"{title} — {tag}" if title else f"per-seed {metric} — {tag}")
     fig.tight_layout()
-    _save(fig, save_dir, name)
+    save_figure(fig, save_dir, name)
     return fig

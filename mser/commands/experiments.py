@@ -192,7 +192,7 @@ def _select(args) -> int:
 @handles_data_errors
 def _table(args) -> int:
     from data_utils.fileio import check_output_path, frame_csv, write_text
-    from model_utils.reporting import runs_table, to_markdown
+    from model_utils.report import runs_table, to_markdown
 
     if args.csv:
         # fail before printing anything; never onto a file of a run it reads
@@ -207,7 +207,7 @@ def _table(args) -> int:
 
 @handles_data_errors
 def _compare(args) -> int:
-    from model_utils.reporting import compare_runs, describe_comparison
+    from model_utils.report import compare_runs, describe_comparison
 
     result = compare_runs(args.run_a, args.run_b, metric=args.metric, n_boot=args.n_boot)
     print(json.dumps(result, indent=2) if args.json else describe_comparison(result))

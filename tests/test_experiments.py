@@ -22,7 +22,7 @@ from model_utils.architectures import ARCHITECTURES, ModelInputs, default_hparam
 from model_utils.config import GROUPS, Experiment, TrainConfig
 from model_utils.experiments import EXPERIMENTS, get_experiment
 from model_utils.metrics import METRICS
-from model_utils.reporting import compare_runs, runs_table, to_markdown
+from model_utils.report import compare_runs, runs_table, to_markdown
 from model_utils.results import read_run
 from model_utils.registry import check_experiment
 from model_utils.runner import prepare_data, resolve_experiment, run_experiment, run_many
@@ -145,6 +145,47 @@ def test_overrides_refuse_unknown_keys_with_the_valid_ones_and_wrong_types():
     with pytest.raises(ValueError, match="not of the form KEY=VALUE"):
         resolve_experiment(base, ["units"])
     assert resolve_experiment(base, ["units=64"]) is base  # the value it already has: no change, no new name
+
+
+def test_batch_overrides_reach_the_experiments_that_take_them_and_refuse_what_fits_none():
+    from model_utils.run.plan import resolve_experiments
+
+    batch = ["timnet-text", "cnn-text", "text-bilstm"]
+    exps = resolve_experiments(batch, ["filters=16", "train.learning_rate=3e-4"])
+    assert [dict(e.overrides) for e in exps] == [
+        {"filters": 16, "train.learning_rate": 3e-4}, {"filters": 16, "train.learning_rate": 3e-4},
+        {"train.learning_rate": 3e-4}]  # text_bilstm has no filters; the training setting reaches all
+    by_name = resolve_experiments(batch, {"cnn-text": ["filters=8"], "multimodal": ["d_model=8"]})
+    assert [dict(e.overrides) for e in by_name] == [{}, {"filters": 8}, {}]  # multimodal: another batch's entry
+    with pytest.raises(ValueError, match=r"override 'd_model' fits no experiment of this batch \(their "
+                                         r"hyperparameters: timnet-text: filters.*cnn-text: filters"):
+        resolve_experiments(batch, ["d_model=8"])
+    with pytest.raises(ValueError, match=r"'cnn-txt', which is no experiment"):
+        resolve_experiments(batch, {"cnn-text": ["filters=8"], "cnn-txt": ["filters=8"]})
+    with pytest.raises(ValueError, match="unknown override key 'train.lr'"):
+        resolve_experiments(batch, ["train.lr=1"])
+
+
+def test_a_rerun_that_replaces_a_different_configuration_says_so(tmp_path, capsys):
+    run_experiment("text-bilstm", SMALL, seeds=[0], epochs=1, out=tmp_path / "r", verbose=0)
+    capsys.readouterr()
+    run_experiment("text-bilstm", SMALL, seeds=[0], epochs=1, out=tmp_path / "r", verbose=0, overwrite=True,
+                   overrides=["units=8"])
+    assert re.search(r"replacing seeds \[0\] of a different configuration \(hparams\.units: 64 there, 8 now",
+                     capsys.readouterr().err)
+
+
+def test_mser_run_with_two_workers_prints_a_line_per_finished_seed_and_json_on_stdout(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mser.cli", "run", "text-bilstm", "--data", SMALL, "--epochs", "1",
+                           "--seeds", "2", "--workers", "2", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("[text-bilstm] seed ")]
+    pattern = r"\[text-bilstm\] seed ([01]): accuracy (\d\.\d{4}), macro-F1 (\d\.\d{4}) \(best epoch 1, \d+\.\d s\)"
+    found = {int(m.group(1)): float(m.group(3)) for m in map(lambda x: re.fullmatch(pattern, x), lines) if m}
+    assert sorted(found) == [0, 1] and len(lines) == 2, proc.stderr
+    assert [round(v, 4) for v in summary["metrics"]["macro_f1"]["per_seed"]] == [found[0], found[1]]
 
 
 # ------------------------------------------------------------------------------------------------ run directories

@@ -21,7 +21,7 @@ from data_utils.dataset import (ERCDataset, check_scored, class_warnings, load_d
 from data_utils.identity import describe_source
 from data_utils.labels import DEFAULT_SCHEME
 
-from ..config import CV_MODES, MAX_SEEDS, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig
+from ..config import CV_MODES, MAX_SEEDS, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig, parse_overrides
 from ..experiments import EXPERIMENTS, get_experiment
 from ..machine.provenance import provenance
 from ..results import RunResult
@@ -38,6 +38,48 @@ def resolve_experiment(experiment: str | Experiment, overrides=None) -> Experime
     if not isinstance(exp, Experiment):
         raise TypeError(f"expected an experiment name or an Experiment, got {type(experiment).__name__}")
     return check_experiment(exp).derive(overrides, default_hparams(exp.arch))
+
+
+def resolve_experiments(experiments: Iterable[str | Experiment], overrides=None) -> list[Experiment]:
+    """Several experiments, each resolved (:func:`resolve_experiment`) with the part of ``overrides`` that fits it.
+
+    ``overrides`` is either for the batch (``["train.learning_rate=3e-4", "units=32"]`` or a dict): a training
+    setting (``train.*``) applies to every experiment, a hyperparameter to those whose builder takes it; or a
+    mapping by experiment name (``{"timnet-text": ["filters=16"]}``), each entry for that experiment alone (entries
+    for registered experiments outside the batch are left for the batches that run them). ``ValueError`` for a
+    hyperparameter no experiment of the batch takes (naming the experiments and what they take), or a mapping key
+    that is no experiment."""
+    exps = [get_experiment(e) if isinstance(e, str) else e for e in experiments]
+    names = [e.name for e in exps]
+    if isinstance(overrides, Mapping) and any(k in names or k in EXPERIMENTS for k in overrides):
+        stray = sorted(k for k in overrides if k not in names and k not in EXPERIMENTS)
+        if stray:
+            raise ValueError(f"overrides by experiment name {', '.join(map(repr, stray))}, which is no experiment "
+                             f"(this batch runs {', '.join(names) or 'nothing'}; `mser list` shows them all)")
+        return [resolve_experiment(e, overrides.get(e.name)) for e in exps]
+    split = overrides_by_experiment(exps, overrides)
+    return [resolve_experiment(e, split[e.name]) for e in exps]
+
+
+def overrides_by_experiment(experiments: Iterable[Experiment], overrides) -> dict[str, dict]:
+    """``overrides`` for a batch (see :func:`resolve_experiments`) split by experiment name: every training setting
+    for every experiment, each hyperparameter for those whose builder takes it. ``ValueError`` for a hyperparameter
+    that none of them takes."""
+    from ..architectures import check_experiment, default_hparams
+
+    exps = list(experiments)
+    parsed = parse_overrides(overrides) if overrides else {}
+    takes = {e.name: default_hparams(check_experiment(e).arch) for e in exps}
+    unused = [k for k in parsed if not k.startswith("train.") and not any(k in t for t in takes.values())]
+    if unused:
+        groups: dict[tuple, list[str]] = {}
+        for n, t in takes.items():
+            groups.setdefault(tuple(t), []).append(n)
+        known = "; ".join(f"{', '.join(ns)}: {', '.join(t) or 'none'}" for t, ns in groups.items())
+        raise ValueError(f"override {', '.join(map(repr, unused))} fits no experiment of this batch (their "
+                         f"hyperparameters: {known or 'no experiments'}); a training setting is train.<setting>, and "
+                         "a mapping by experiment name sets one experiment")
+    return {n: {k: v for k, v in parsed.items() if k.startswith("train.") or k in t} for n, t in takes.items()}
 
 
 def run_dir_name(experiment: Experiment, cv: str | None = None) -> str:

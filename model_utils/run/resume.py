@@ -43,11 +43,14 @@ def prepare_out(out: Path | None, plan: Plan, seeds: Sequence[int], overwrite: b
                                     "overwrite it (pass --force to replace it)")
         remove = list(folders)
     elif recorded is not None and fingerprint(recorded) != fingerprint(plan.document):
+        changed = differences(fingerprint(recorded), fingerprint(plan.document))
         if folders and not overwrite:
-            changed = differences(fingerprint(recorded), fingerprint(plan.document))
             raise OutputExistsError(f"{out} holds seeds {sorted(folders)} of a different configuration "
                                     f"({'; '.join(changed[:4])}); refusing to mix them: choose another --out, or "
                                     "pass --force to replace them")
+        if folders:  # said whatever the verbosity: a replaced run is never silent
+            log(1, f"[{plan.experiment.name}] {out}: replacing seeds {sorted(folders)} of a different "
+                   f"configuration ({'; '.join(changed[:4])})")
         remove = list(folders)
     else:
         remove = [s for s in seeds if s in folders] if overwrite else []

@@ -29,8 +29,8 @@ from data_utils.labels import DEFAULT_SCHEME
 from ..config import CV_MODES, Experiment
 from ..results import RunResult, SeedResult
 from .lanes import architecture_payloads, choose_backend, local_lanes, ray_lanes
-from .plan import (check_build, empty_result, load_data, make_plan, prepare_data, resolve_experiment, run_dir_name,
-                   seed_list)
+from .plan import (check_build, empty_result, load_data, make_plan, prepare_data, resolve_experiment,
+                   resolve_experiments, run_dir_name, seed_list)
 from .progress import SeedProgress, experiment_line, seed_line
 from .resume import claimed, finish, prepare_out
 from .schedule import schedule
@@ -97,8 +97,9 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
              command: str | None = None, backend: str | None = None, address: str | None = None
              ) -> dict[str, RunResult]:
     """Run several experiments (names or :class:`Experiment` objects) on the same data; results by experiment
-    name, in the order given. Run directories go under ``out_root`` (:func:`run_dir_name`); ``overrides`` apply to
-    every experiment (a hyperparameter key must fit every architecture).
+    name, in the order given. Run directories go under ``out_root`` (:func:`run_dir_name`). ``overrides``: a
+    training setting applies to every experiment, a hyperparameter to those whose builder takes it, or a mapping
+    by experiment name (:func:`~model_utils.run.plan.resolve_experiments`; one that fits nothing is refused).
 
     ``workers`` > 1 runs (experiment, seed) jobs in that many processes, each with one TensorFlow thread. Results
     are the same as with ``workers=1``, because this process trains with one thread too (``import model_utils``
@@ -115,7 +116,7 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
     run directories are those of the local pool. Without ``backend``, ``MSER_RAY_ADDRESS`` in the environment
     chooses Ray at that address (how ``mser reproduce --ray`` reaches the notebooks).
     """
-    exps = [resolve_experiment(e, overrides) for e in experiments]
+    exps = resolve_experiments(experiments, overrides)
     outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
     return _run_all(exps, data, outs, scheme=scheme, workers=workers, progress=progress, seeds=seeds,
                     epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,

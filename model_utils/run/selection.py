@@ -19,10 +19,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from data_utils.dataset import load_dataset
+from data_utils.identity import SYNTHETIC_WARNING
 from data_utils.labels import DEFAULT_SCHEME
 
-from ..metrics import METRICS, seed_std
-from ..reporting import METRIC_LABELS, SYNTHETIC_WARNING
+from ..metrics import METRIC_LABELS, METRICS, seed_std
 
 SELECTION_CV = "train-sessions"
 
@@ -70,8 +71,9 @@ def select(cands: Iterable[Candidate], *, out: str | Path, seeds: Sequence[int] 
         overrides = group[0].overrides
         kwargs = dict(seeds=seeds, epochs=epochs, scheme=scheme, workers=workers, verbose=verbose,
                       overrides=list(overrides) or None, progress=False)
-        cv = run_many(names, data, out_root=out / group[0].folder() / "cv", cv=SELECTION_CV, **kwargs)
-        tested = run_many(names, data, out_root=out / group[0].folder() / "test", **kwargs) if test else {}
+        ds = load_dataset(data, scheme=scheme)  # read and validated once, for both passes
+        cv = run_many(names, ds, out_root=out / group[0].folder() / "cv", cv=SELECTION_CV, **kwargs)
+        tested = run_many(names, ds, out_root=out / group[0].folder() / "test", **kwargs) if test else {}
         for c, (name, run) in zip(group, cv.items()):
             row = {"candidate": c.label, "data": c.data, "experiment": name,
                    f"cv_{metric}": run.mean(metric), f"cv_{metric}_std": _std(run, metric)}

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import TF_LOG
-from model_utils.reporting import SYNTHETIC_WARNING
+from data_utils.identity import SYNTHETIC_WARNING
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = ("1_timnet", "2_exploratory_analysis", "3_multimodal_model")
@@ -25,12 +25,23 @@ DEFAULTS = {"DATA": "synthetic", "QUICK": False, "SEEDS": 3, "EPOCHS": None, "RE
 KERNEL_HIDES_FD_OUTPUT = "PYTEST_CURRENT_TEST"
 
 
-def _parameters(nb) -> dict:
-    """The literal assignments of the notebook's one cell tagged 'parameters'."""
+def _parameters_cell(nb) -> str:
     tagged = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell must be tagged 'parameters' (papermill injects after it)"
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(tagged[0].source).body
-            if isinstance(node, ast.Assign)}
+    return tagged[0].source
+
+
+def _parameters(nb) -> dict:
+    """The literal assignments of the notebook's one cell tagged 'parameters' (``A, B = 1, 2`` counts as two)."""
+    found = {}
+    for node in ast.parse(_parameters_cell(nb)).body:
+        if isinstance(node, ast.Assign):
+            target, value = node.targets[0], ast.literal_eval(node.value)
+            if isinstance(target, ast.Tuple):
+                found.update(zip((t.id for t in target.elts), value))
+            else:
+                found[target.id] = value
+    return found
 
 
 def _errors(nb) -> list[str]:
@@ -64,6 +75,9 @@ def test_stored_without_outputs_and_with_the_common_parameters(path):
     assert nb.cells[0].cell_type == "markdown"
     params = _parameters(nb)
     assert {k: params.get(k, "missing") for k in DEFAULTS} == DEFAULTS
+    import papermill
+
+    assert set(params) == set(papermill.inspect_notebook(str(path)))  # papermill sees every parameter
 
 
 def test_archive_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
@@ -80,10 +94,12 @@ def test_archive_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert not _errors(nb)
     assert not _tf_logs(nb)
     assert SYNTHETIC_WARNING in _first_output(nb)
-    tables = sorted(p.name for p in (reports / "tables").glob("*.md"))
-    assert tables == ["90_leak_overlap.md", "91_leak_gap.md", "92_pad_class.md", "93_seed_spread.md",
-                      "94_single_runs.md"]
-    assert "SYNTHETIC" in (reports / "tables" / "92_pad_class.md").read_text()
+    from model_utils.report.notebook import indexed_tables
+
+    tables = [p.name for p in indexed_tables(reports / "tables")]
+    assert tables == ["leak-overlap.md", "leak-gap.md", "pad-class.md", "seed-spread.md", "single-runs.md"]
+    assert all((reports / "tables" / t).with_suffix(".csv").is_file() for t in tables)
+    assert "SYNTHETIC" in (reports / "tables" / "pad-class.md").read_text()
     assert (reports / "figures" / "upstream_leak.png").is_file()
 
 
@@ -117,12 +133,21 @@ def test_reproduce_quick_end_to_end(reproduced):
     assert results == reports / "results.md"
     text = results.read_text()
     assert SYNTHETIC_BANNER in text
-    tables = sorted((reports / "tables").glob("*.md"))
-    for prefix in ("10_", "20_", "30_", "31_", "37_"):  # NB1, NB2, NB3 results, significance tests, your own model
-        assert any(t.name.startswith(prefix) for t in tables), f"no table {prefix}*.md"
+    tables = [t.stem for t in sorted((reports / "tables").glob("*.md"))]
+    for name in ("timnet", "exploratory", "final-models", "significance", "your-model"):
+        assert name in tables, f"no table {name}.md"
+    order = [text.index((reports / "tables" / f"{t}.md").read_text().strip()) for t in
+             ("timnet", "timnet-per-class-F1", "exploratory", "exploratory-grid", "final-models", "your-model")]
+    assert order == sorted(order)  # the notebooks' order, and each notebook's own
     for table in tables:
-        assert table.read_text().strip() in text
-        assert "SYNTHETIC" in table.read_text()
+        md = (reports / "tables" / f"{table}.md").read_text()
+        assert md.strip() in text and "SYNTHETIC" in md
+        assert (reports / "tables" / f"{table}.csv").is_file(), f"no CSV beside {table}.md"
+        assert not set("[]=,") & set(table)
+    figures = [f.name for f in (reports / "figures").glob("*.png")]
+    assert "confusion_timnet-text.png" in figures and "history_multimodal.png" in figures
+    assert any(f.startswith("history_") and "exploratory" not in f for f in figures)
+    assert not [f for f in figures if set("[]=,") & set(f)]
     for name in MAIN:
         html = (reports / f"{name}.html").read_text()
         assert html and not TF_LOG.search(html)
@@ -156,3 +181,56 @@ def test_notebook_ran_cleanly_under_reproduce(reproduced, name):
     assert SYNTHETIC_WARNING in _first_output(nb)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "QUICK = True" in injected[0].source
+
+
+def _run_notebook(path: Path, tmp_path: Path, **parameters):
+    import papermill
+
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), cwd=str(path.parent), kernel_name="python3",
+                               progress_bar=False, parameters={"DATA": "synthetic-small", "QUICK": True, "SEEDS": 1,
+                                                               "EPOCHS": 1, "WORKERS": 1, **parameters})
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    return nb
+
+
+def _text(nb) -> str:
+    """Everything the executed notebook showed: streams, and the plain, markdown and HTML forms of rich outputs."""
+    parts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.output_type == "stream":
+                parts.append(o.text)
+            elif o.output_type in ("execute_result", "display_data"):
+                parts += [o.data.get(kind, "") for kind in ("text/plain", "text/markdown", "text/html")]
+    return "\n".join(parts)
+
+
+def test_notebook_1_runs_with_the_overrides_its_parameters_cell_gives_as_example(tmp_path, monkeypatch):
+    """The example in the comment above OVERRIDES, as written, runs; and the model's code is on the page."""
+    monkeypatch.delenv(KERNEL_HIDES_FD_OUTPUT)
+    path = NOTEBOOKS[0]
+    example = re.search(r"# OVERRIDES.*?e\.g\. (\[[^\]]*\])", _parameters_cell(nbformat.read(path, as_version=4)),
+                        re.DOTALL).group(1)
+    overrides = ast.literal_eval(example)
+    assert overrides, "the parameters cell gives no OVERRIDES example"
+    reports = tmp_path / "reports"
+    nb = _run_notebook(path, tmp_path, OVERRIDES=overrides, REPORTS=str(reports))
+    shown = _text(nb)
+    assert "def timnet(" in shown and "class TimNet(" in shown  # the builder and its layer, from the package
+    assert "Total params" in shown  # model.summary()
+    keys = [o.partition("=")[0] for o in overrides]
+    runs = [p.name for p in (reports / "runs").iterdir()]
+    assert len(runs) == 1 and runs[0].startswith("timnet-text--") and all(f"--{k}=" in runs[0] for k in keys)
+    table = (reports / "tables" / "timnet.md").read_text()
+    assert all(f"{k}=" in table.replace("\\", "") for k in keys)  # the † note names what differs
+
+
+def test_notebook_3_runs_with_only_a_text_model_and_shows_our_model(tmp_path, monkeypatch):
+    """ONLY without multimodal and multimodal-seed: the error analysis falls back to the run there is."""
+    monkeypatch.delenv(KERNEL_HIDES_FD_OUTPUT)
+    nb = _run_notebook(NOTEBOOKS[2], tmp_path, ONLY=["text-bilstm"])
+    shown = _text(nb)
+    assert "def multimodal(" in shown and "Total params" in shown
+    assert "text-bilstm: most frequent test confusions" in shown

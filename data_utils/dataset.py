@@ -115,9 +115,14 @@ class ERCDataset:
             splits={s: tuple(d for d in ids_ if d in keep) for s, ids_ in self.splits.items()},
         )
 
-    def model_inputs(self, modalities: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """The arrays a model in ``model_utils`` takes: one per modality, plus ``present`` (float32), ``speaker``
-        and ``party`` (int32, 0 at padding)."""
+    def model_inputs(self, modalities: Iterable[str] | None = None, *, speaker: str | None = None
+                     ) -> dict[str, np.ndarray]:
+        """The arrays a model in ``model_utils`` takes, by input name: (N, T, D) float32 per modality and
+        ``present`` (N, T) float32 (1.0 at real utterances); with ``speaker`` ``'party'`` (the speaker's order
+        within its dialogue) or ``'speaker'`` (its index in ``speaker_names``), also that (N, T) int32 input, 0 at
+        padding. Exactly the inputs of a model built for ``modalities`` (and that speaker input), so
+        ``model.predict(ds.model_inputs(...))`` feeds it by name; :func:`model_utils.training.model_inputs` picks
+        them from the model itself. ``ValueError`` for a modality the dataset lacks or another ``speaker``."""
         modalities = tuple(self.modalities if modalities is None else modalities)
         missing = [m for m in modalities if m not in self.features]
         if missing:

@@ -100,10 +100,15 @@ def input_names(model: keras.Model) -> list[str] | None:
         return None
 
 
-def model_inputs(model: keras.Model, ds: ERCDataset, modalities: Iterable[str]) -> dict[str, np.ndarray]:
-    """``ds.model_inputs(modalities)`` restricted to what ``model`` declares (all of it if it declares none)."""
-    available = ds.model_inputs(modalities)
+def model_inputs(model: keras.Model, ds: ERCDataset, modalities: Iterable[str] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The inputs ``model`` declares, by name, from ``ds`` (:meth:`ERCDataset.model_inputs`): its modalities
+    (``modalities``, default: those among its input names), ``present`` and the speaker input it takes, if any."""
     names = input_names(model)
+    if modalities is None:
+        modalities = [m for m in ds.modalities if names is None or m in names]
+    speaker = next((n for n in ("party", "speaker") if names is not None and n in names), None)
+    available = ds.model_inputs(modalities, speaker=speaker)
     if names is None:
         return available
     missing = [n for n in names if n not in available]

@@ -80,5 +80,5 @@ def test_a_speaker_seen_only_in_test_gets_a_trained_representation(forty):
     before = np.array(table.get_weights()[0])
     training.fit(model, train, valid, exp.modalities, exp.train_config(epochs=2, batch_size=4), verbose=False)
     moved = np.abs(table.get_weights()[0] - before).max(axis=1) > 0  # rows training updated
-    used_in_test = np.unique(np.minimum(test.model_inputs()["party"][test.present], len(before) - 1))
+    used_in_test = np.unique(np.minimum(test.model_inputs(speaker="party")["party"][test.present], len(before) - 1))
     assert len(before) == 2 and moved[used_in_test].all()

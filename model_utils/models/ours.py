@@ -3,10 +3,9 @@ pathway and a visual CNN + attention pathway, with speaker embeddings and dialog
 context model. Registered on import."""
 from __future__ import annotations
 
-import keras
 from keras import layers
 
-from ..layers import ApplyMask, CrossModalAttention, ModalityDropout
+from ..layers import ApplyMask, CrossModalAttention, ModalityDropout, SpeakerMask
 from ..registry import ModelInputs, register_architecture
 from .blocks import softmax_head
 
@@ -69,30 +68,6 @@ def multimodal(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_mod
 
 
 # --- text-only context models ---
-
-@keras.saving.register_keras_serializable(package="mser")
-class SpeakerMask(layers.Layer):
-    """``SpeakerMask(s)(present, speaker)``: (B, T) bool, true at the real utterances of speaker ``s`` only.
-
-    Used as ``mask=`` of a recurrent layer, it makes the layer read one speaker's utterances and carry its state
-    across the other speaker's turns (and stop at padding). Attaches no Keras mask.
-    """
-
-    def __init__(self, speaker_id: int, **kwargs):
-        super().__init__(**kwargs)
-        self.speaker_id = int(speaker_id)
-        self.supports_masking = True
-
-    def call(self, present, speaker):
-        real = keras.ops.greater(keras.ops.cast(present, "float32"), 0.5)
-        return keras.ops.logical_and(real, keras.ops.equal(speaker, self.speaker_id))
-
-    def compute_mask(self, inputs, previous_mask=None):
-        return None
-
-    def get_config(self):
-        return {**super().get_config(), "speaker_id": self.speaker_id}
-
 
 @register_architecture("text_context", modalities=("text",), speaker=True)
 def text_context(x: ModelInputs, num_classes: int, *, num_speakers: int = 2, d_model: int = 256, units: int = 128,

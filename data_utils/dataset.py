@@ -132,8 +132,12 @@ class ERCDataset:
             )
         inputs = {m: self.features[m] for m in modalities}
         inputs["present"] = self.present.astype(np.float32)
-        inputs["speaker"] = np.maximum(self.speakers, 0).astype(np.int32)
-        inputs["party"] = np.maximum(self.parties, 0).astype(np.int32)
+        if speaker == "party":
+            inputs["party"] = np.maximum(self.parties, 0).astype(np.int32)
+        elif speaker == "speaker":
+            inputs["speaker"] = np.maximum(self.speakers, 0).astype(np.int32)
+        elif speaker is not None:
+            raise ValueError(f"speaker must be 'party', 'speaker' or None, got {speaker!r}")
         return inputs
 
     # -- description --------------------------------------------------------------------------------------

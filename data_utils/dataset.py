@@ -48,6 +48,8 @@ class ERCDataset:
     synthetic: bool
     sessions: tuple[str, ...]
     standardized: bool = False
+    # modality -> {"path", "sha256"} of the saved extractor that made its features (data_utils.extractors)
+    extractors: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
     # -- shape facts -------------------------------------------------------------------------------------
     @property
@@ -241,6 +243,7 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
         source=corpus.source,
         synthetic=corpus.synthetic,
         sessions=tuple(corpus.session(d.id) for d in dialogues),
+        extractors={m: dict(r) for m, r in getattr(corpus, "extractors", {}).items()},
     )
 
 

@@ -26,12 +26,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from data_utils.identity import data_sha256  # noqa: F401  (re-exported: runs record it)
-from data_utils.fileio import (OutputExistsError, atomic_path, csv_text, release_staging, staging_dir, write_json,
-                               write_text)
+from data_utils.fileio import (OutputExistsError, atomic_path, csv_text, frame_csv, release_staging, staging_dir,
+                               write_json, write_text)
 
 from . import metrics
 from .config import Experiment
-from .rundir import CONFIG, CONFUSION, PREDICTIONS, SEED_RESULT, SEED_STAGING_PREFIX, SUMMARY, is_seed_folder
+from .rundir import (CONFIG, CONFUSION, PREDICTIONS, PREDICTIONS_CSV, SEED_RESULT, SEED_STAGING_PREFIX, SUMMARY,
+                     is_seed_folder)
 
 
 @dataclass
@@ -204,6 +205,8 @@ def write_seed(out: Path, run: RunResult, seed: SeedResult, *, save_models: Call
         with atomic_path(tmp / PREDICTIONS, suffix=".npz") as part:
             np.savez_compressed(part, **arrays)
         write_text(tmp / CONFUSION, confusion_csv(seed.metrics["confusion_matrix"], run.class_names))
+        if seed.probabilities is not None and run.test is not None:
+            write_text(tmp / PREDICTIONS_CSV, predictions_csv(run, seed.probabilities))
         if save_models is not None:
             save_models(tmp)
         if final.exists():
@@ -222,7 +225,18 @@ def confusion_csv(cm, names: Sequence[str]) -> str:
     return csv_text([["true\\pred", *names], *([n, *map(int, r)] for n, r in zip(names, cm))])
 
 
+def predictions_csv(run: RunResult, probabilities: np.ndarray) -> str:
+    """The scored utterances of ``run`` (its test split, or every utterance of a cross-validation) with
+    ``probabilities`` (N, T, C), as :func:`model_utils.predictions.utterance_table` with each utterance's label."""
+    from .predictions import utterance_table
+
+    return frame_csv(utterance_table(run.test, probabilities, run.mask, label=True))
+
+
 def write_summary(out: Path, run: RunResult, *, overwrite: bool = True) -> Path:
+    """``summary.json``, after the seed ensemble's ``predictions.csv`` (when the run is in memory)."""
+    if run.test is not None and run.seeds and all(s.probabilities is not None for s in run.seeds):
+        write_text(Path(out) / PREDICTIONS_CSV, predictions_csv(run, run.ensemble_probabilities()), overwrite=True)
     return write_json(Path(out) / SUMMARY, run.summary(), overwrite=overwrite)
 
 

@@ -25,17 +25,24 @@ from data_utils.fileio import STAGING_MARK, OutputExistsError, OutputPathError
 
 CONFIG = "config.json"
 SUMMARY = "summary.json"
+INPUTS = "inputs.json"  # how to build the inputs of the run's models (model_utils.run.inputs)
+STANDARDIZATION = "standardization.npz"  # each fold's standardisation statistics (model_utils.run.inputs)
+PREDICTIONS_CSV = "predictions.csv"  # per utterance: in a seed folder that seed's, in the run directory the ensemble's
+MODEL_CARD = "MODEL_CARD.md"
 SEED_RESULT = "result.json"
 PREDICTIONS = "predictions.npz"
 CONFUSION = "confusion_matrix.csv"
 LOCK = ".mser.lock"
+# What the suite writes at the top of a run directory besides config.json and the seed folders.
+RUN_FILES = (SUMMARY, INPUTS, STANDARDIZATION, PREDICTIONS_CSV, MODEL_CARD)
 SEED_STAGING_PREFIX = ".seed_"  # .seed_<s>.XXXXXXXX.part: a seed folder being written
 MODEL_STAGING_PREFIX = ".models."  # .models.XXXXXXXX: the models of a seed being trained
 
 _SEED = re.compile(r"^seed_(\d+)$")
-_SEED_FILE = re.compile(r"^(result\.json|predictions\.npz|confusion_matrix\.csv|model\.keras|fold_[^/]+\.keras)$")
+_SEED_FILE = re.compile(r"^(result\.json|predictions\.npz|predictions\.csv|confusion_matrix\.csv|model\.keras|"
+                        r"fold_[^/]+\.keras)$")
 # what an interrupted atomic write (data_utils.fileio.atomic_path) or staging folder of ours is called
-_TEMPORARY = re.compile(r"^\.(config\.json|summary\.json)\.[A-Za-z0-9_]{8}\.part$")
+_TEMPORARY = re.compile(r"^\.(" + "|".join(re.escape(n) for n in (CONFIG, *RUN_FILES)) + r")\.[A-Za-z0-9_]{8}\.part(\.npz)?$")
 _STAGING = re.compile(r"^(\.seed_\d+\.[A-Za-z0-9_]{8}\.part|\.models\.[A-Za-z0-9_]{8})$")
 _SHOWN = 4
 
@@ -98,7 +105,7 @@ def contents(out: Path) -> Contents:
     for path in sorted(out.iterdir()):
         name = path.name
         seed = _SEED.match(name)
-        if name == CONFIG and config or name == LOCK or (name == SUMMARY and config and path.is_file()):
+        if name == CONFIG and config or name == LOCK or (name in RUN_FILES and config and path.is_file()):
             continue
         if seed and not path.is_symlink() and path.is_dir() and is_seed_folder(path):
             seeds[int(seed.group(1))] = path

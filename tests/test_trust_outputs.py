@@ -109,6 +109,8 @@ def test_6_a_run_never_deletes_what_the_suite_did_not_write(tmp_path, capsys, st
 
 
 def test_6_a_folder_of_someone_else_is_refused_and_an_empty_one_is_taken(tmp_path, capsys):
+    from model_utils.rundir import RUN_FILES
+
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "thesis.tex").write_text("x")
@@ -118,7 +120,7 @@ def test_6_a_folder_of_someone_else_is_refused_and_an_empty_one_is_taken(tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["run", "text-bilstm", "--data", SMALL, "--epochs", "1", "--seeds", "1", "--out", str(empty)]) == 0
-    assert sorted(p.name for p in empty.iterdir()) == ["config.json", "seed_0", "summary.json"]
+    assert sorted(p.name for p in empty.iterdir()) == sorted(["config.json", "seed_0", *RUN_FILES])
 
 
 def test_6_staging_left_by_a_killed_run_is_removed_but_a_lookalike_is_not(tmp_path):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from data_utils.corpus import SPLITS, DataWarning
-from data_utils.dataset import (ERCDataset, check_scored, class_warnings, load_dataset, session_folds, standardize,
+from data_utils.dataset import (ERCDataset, Standardizer, check_scored, class_warnings, load_dataset, session_folds,
                                 with_validation_split)
 from data_utils.identity import describe_source
 from data_utils.labels import DEFAULT_SCHEME
@@ -25,6 +25,7 @@ from ..config import CV_MODES, MAX_SEEDS, TRAIN_SETTINGS_ADDED, Experiment, Trai
 from ..experiments import EXPERIMENTS, get_experiment
 from ..machine.provenance import provenance
 from ..results import RunResult
+from .inputs import inputs_document
 
 
 def resolve_experiment(experiment: str | Experiment, overrides=None) -> Experiment:
@@ -99,9 +100,18 @@ def check_modalities(experiment: Experiment, ds: ERCDataset) -> None:
         )
 
 
-def splits(ds: ERCDataset, config: TrainConfig) -> tuple[ERCDataset, ERCDataset, ERCDataset]:
+def standardizer(ds: ERCDataset, config: TrainConfig) -> Standardizer | None:
+    """The statistics that standardise ``ds`` (fitted on its training dialogues), or None when ``config`` says not
+    to standardise."""
+    return Standardizer.fit(ds, "train") if config.standardize else None
+
+
+def splits(ds: ERCDataset, config: TrainConfig, stats: Standardizer | None = None
+           ) -> tuple[ERCDataset, ERCDataset, ERCDataset]:
+    """Train, validation and test sets of ``ds``, standardised by ``stats`` (default: fitted on its training
+    dialogues) when ``config.standardize``."""
     if config.standardize:
-        ds = standardize(ds)
+        ds = (stats or Standardizer.fit(ds, "train")).transform(ds)
     return ds.subset("train"), ds.subset("valid"), ds.subset("test")
 
 
@@ -127,6 +137,8 @@ class Plan:
     scored: ERCDataset
     document: dict
     data: dict
+    inputs: dict  # inputs.json (model_utils.run.inputs): how to build the inputs of the run's models
+    statistics: dict  # standardization.npz: each fold's standardisation statistics
 
 
 def load_data(data: str | ERCDataset, scheme: str) -> tuple[ERCDataset, str]:
@@ -157,7 +169,7 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
         made = held_out(ds, config, split_seed=split_seed, cv=cv)
         if shared is not None:
             shared[key] = made
-    folds, scored, evaluation = made
+    folds, scored, evaluation, standardizers = made
     hparams = {**default_hparams(experiment.arch), **experiment.hparams}
     default_epochs = experiment.train_config().epochs
     differs = sorted(experiment.overrides) + (["epochs"] if config.epochs != default_epochs else [])
@@ -172,30 +184,41 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
         "evaluation": copy.deepcopy(evaluation),
         "differs_from_defaults": differs,
     }
-    return Plan(experiment, config, folds, scored, document, info)
+    from ..architectures import required_inputs
+
+    identity = experiment.hparams.get("speaker_identity", "party")
+    speaker = next((n for n in required_inputs(experiment.arch, experiment.modalities, identity)
+                    if n in ("party", "speaker")), None)
+    inputs, statistics = inputs_document(experiment, ds, info, standardizers, speaker)
+    return Plan(experiment, config, folds, scored, document, info, inputs, statistics)
 
 
-def held_out(ds: ERCDataset, config: TrainConfig, *, split_seed: int, cv: str | None) -> tuple[list, ERCDataset, dict]:
+def held_out(ds: ERCDataset, config: TrainConfig, *, split_seed: int, cv: str | None
+             ) -> tuple[list, ERCDataset, dict, dict]:
     """The folds of a run on ``ds`` (``[(session, (train, valid, test))]``: one fold with session '' for a plain
-    run), the scored set and the ``evaluation`` record of its ``config.json``. The validation dialogues are drawn
-    from the training dialogues by ``split_seed``; every modality is standardised on each fold's training dialogues
-    when ``config.standardize``."""
+    run), the scored set, the ``evaluation`` record of its ``config.json`` and each fold's standardisation
+    statistics (by session; None when ``config`` does not standardise). The validation dialogues are drawn from the
+    training dialogues by ``split_seed``; every modality is standardised on each fold's training dialogues when
+    ``config.standardize``."""
     if cv is None:
         held = with_validation_split(ds, seed=split_seed)
         check_scored(held, SPLITS)  # before anything trains
-        folds = [("", splits(held, config))]
-        scored = folds[0][1][2]
-        evaluation = {"kind": "test-split", "validation_dialogues": list(folds[0][1][1].dialogue_ids)}
+        pool = [("", held)]
     else:
         if cv not in CV_MODES:
             raise ValueError(f"unknown cross-validation {cv!r}; choose one of {', '.join(CV_MODES)}")
         pool = session_folds(ds, within=CV_MODES[cv], seed=split_seed)
-        folds = [(s, splits(fold, config)) for s, fold in pool]
+    standardizers = {s: standardizer(fold, config) for s, fold in pool}
+    folds = [(s, splits(fold, config, standardizers[s])) for s, fold in pool]
+    if cv is None:
+        scored = folds[0][1][2]
+        evaluation = {"kind": "test-split", "validation_dialogues": list(folds[0][1][1].dialogue_ids)}
+    else:
         scored = pool[0][1].subset(sorted(d for _, fold in pool for d in fold.splits["test"]))
         evaluation = {"kind": f"cv-{cv}", "within": list(CV_MODES[cv]),
                       "folds": [{"session": s, "test_dialogues": len(split[2]),
                                  "validation_dialogues": list(split[1].dialogue_ids)} for s, split in folds]}
-    return folds, scored, evaluation
+    return folds, scored, evaluation, standardizers
 
 
 def fingerprint(document: Mapping) -> dict:

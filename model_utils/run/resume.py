@@ -11,11 +11,14 @@ import contextlib
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from data_utils.fileio import OutputExistsError, write_json
+from data_utils.fileio import OutputExistsError, write_json, write_text
 
 from .. import rundir
 from ..machine.provenance import git_commit
 from ..results import CONFIG, SUMMARY, RunResult, SeedResult, read_config, read_seed, write_summary
+from ..rundir import MODEL_CARD, PREDICTIONS_CSV
+from .card import model_card
+from .inputs import read_inputs, write_inputs
 from .plan import Plan, fingerprint, short
 from .seed import log
 
@@ -57,8 +60,10 @@ def prepare_out(out: Path | None, plan: Plan, seeds: Sequence[int], overwrite: b
     for s in remove:
         rundir.remove_seed(folders.pop(s))
     if found.config:
-        (out / SUMMARY).unlink(missing_ok=True)  # rewritten when this run ends
+        for name in (SUMMARY, PREDICTIONS_CSV, MODEL_CARD):  # rewritten when this run ends
+            (out / name).unlink(missing_ok=True)
     write_json(out / CONFIG, plan.document, overwrite=True)
+    write_inputs(out, plan.inputs, plan.statistics)
     reused = {s: read_seed(folders[s])[0] for s in seeds if s in folders}
     name = plan.experiment.name
     if reused:
@@ -97,8 +102,11 @@ def differences(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
 
 
 def finish(run: RunResult, reused: Mapping[int, SeedResult], out: Path | None) -> RunResult:
+    """``run`` with its reused seeds, all in seed order; in ``out``, its model card, the seed ensemble's
+    predictions and ``summary.json`` (last: a run directory with a summary is complete)."""
     run.seeds = sorted([*run.seeds, *(s for k, s in reused.items() if k not in {x.seed for x in run.seeds})],
                        key=lambda s: s.seed)
     if out is not None:
+        write_text(out / MODEL_CARD, model_card(run, read_inputs(out)), overwrite=True)
         write_summary(out, run)
     return run

@@ -20,7 +20,7 @@ INTERRUPTED = "interrupted."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import data, docs, env, experiments, features, reproduce
+    from .commands import data, docs, env, experiments, features, predict, reproduce
 
     parser = argparse.ArgumentParser(
         prog="mser",
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(sub)
     features.register(sub)
     experiments.register(sub)
+    predict.register(sub)
     reproduce.register(sub)
     env.register(sub)
     docs.register(sub)

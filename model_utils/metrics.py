@@ -175,14 +175,40 @@ def paired_bootstrap(y_true: np.ndarray, pred_a, pred_b, mask: np.ndarray | None
     (two-sided, ``2 * min(P(d <= 0), P(d >= 0))`` with the +1 correction) and ``significant`` (p < 0.05).
     Raises ``ValueError`` for an unknown metric or ``n_boot`` < 1.
     """
+    stats, n_groups, n_seeds = _resampled(y_true, {"a": pred_a, "b": pred_b}, mask, groups, metric, n_boot, seed,
+                                          num_classes)
+    return _verdict(stats["b"] - stats["a"], metric, n_boot, n_groups) | {"n_seeds": [n_seeds["a"], n_seeds["b"]]}
+
+
+def contrast_bootstrap(y_true: np.ndarray, systems: dict, weights: dict[str, float], mask: np.ndarray | None = None,
+                       groups: np.ndarray | None = None, metric: str = "macro_f1", n_boot: int = 2000,
+                       seed: int = 0, num_classes: int | None = None) -> dict:
+    """Paired bootstrap of a contrast ``Σ weights[k] · metric(systems[k])`` over the same test set: every system
+    (predictions, or a list of them per seed, as in :func:`paired_bootstrap`) sees the same resamples of dialogues.
+
+    With ``weights={"a_missing": 1, "a_intact": -1, "b_missing": -1, "b_intact": 1}`` it asks whether system a
+    loses less than system b when a modality goes missing (a difference of differences). Returns what
+    :func:`paired_bootstrap` does, ``diff`` being the observed contrast."""
+    unknown = sorted(set(weights) - set(systems))
+    if unknown:
+        raise ValueError(f"weights name systems {unknown} that are not given (systems: {sorted(systems)})")
+    stats, n_groups, n_seeds = _resampled(y_true, systems, mask, groups, metric, n_boot, seed, num_classes)
+    contrast = sum(float(w) * stats[k] for k, w in weights.items())
+    return _verdict(contrast, metric, n_boot, n_groups) | {"n_seeds": n_seeds, "weights": dict(weights)}
+
+
+def _resampled(y_true, systems: dict, mask, groups, metric: str, n_boot: int, seed: int, num_classes: int | None
+               ) -> tuple[dict[str, np.ndarray], int, dict[str, int]]:
+    """Each system's statistic (its metric, averaged over its seeds) on the observed test set (row 0) and on
+    ``n_boot`` resamples of its dialogues (the same draws for every system); the number of dialogues; seeds per
+    system."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot (--n-boot) must be an integer >= 1, the number of bootstrap resamples; got "
                          f"{n_boot!r}")
     y_true = np.asarray(y_true)
-    preds = {k: [np.asarray(p) for p in (v if isinstance(v, (list, tuple)) else [v])]
-             for k, v in (("a", pred_a), ("b", pred_b))}
+    preds = {k: [np.asarray(p) for p in (v if isinstance(v, (list, tuple)) else [v])] for k, v in systems.items()}
     if groups is None:
         if y_true.ndim != 2:
             raise ValueError("groups is required for flat inputs (the dialogue of every position)")
@@ -209,7 +235,11 @@ def paired_bootstrap(y_true: np.ndarray, pred_a, pred_b, mask: np.ndarray | None
             values.append(scores_from_confusion(cms.reshape(-1, c, c))[metric])
         return np.mean(values, axis=0)
 
-    diff = statistic(flat["b"]) - statistic(flat["a"])
+    return {k: statistic(v) for k, v in flat.items()}, n_groups, {k: len(v) for k, v in preds.items()}
+
+
+def _verdict(diff: np.ndarray, metric: str, n_boot: int, n_groups: int) -> dict:
+    """The observed value (row 0) of a bootstrapped difference, its 95 % percentile interval and two-sided p."""
     observed, boot = float(diff[0]), diff[1:]
     p = min(1.0, 2 * min((1 + (boot <= 0).sum()) / (n_boot + 1), (1 + (boot >= 0).sum()) / (n_boot + 1)))
     lo, hi = np.percentile(boot, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
@@ -222,5 +252,4 @@ def paired_bootstrap(y_true: np.ndarray, pred_a, pred_b, mask: np.ndarray | None
         "alpha": ALPHA,
         "n_boot": n_boot,
         "n_dialogues": n_groups,
-        "n_seeds": [len(preds["a"]), len(preds["b"])],
     }

@@ -20,7 +20,7 @@ INTERRUPTED = "interrupted."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import data, docs, env, experiments, features, predict, reproduce
+    from .commands import data, docs, env, experiments, features, predict, reproduce, robustness
 
     parser = argparse.ArgumentParser(
         prog="mser",
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.register(sub)
     experiments.register(sub)
     predict.register(sub)
+    robustness.register(sub)
     reproduce.register(sub)
     env.register(sub)
     docs.register(sub)

@@ -27,12 +27,23 @@ class MaskedAttention(_ExplicitMaskLayer):
         self.attention.build(query_shape, query_shape if context_shape is None else context_shape)
 
     def call(self, query, context=None, query_mask=None, context_mask=None, training=None):
+        out = self._attend(query, context, query_mask, context_mask, training)
+        return out if query_mask is None else zero_padding(out, query_mask)
+
+    def attention_scores(self, query, context=None, query_mask=None, context_mask=None):
+        """(B, heads, Tq, Tk): the softmax weights this layer gives each key for each query, in inference mode, from
+        its own (trained) weights; 0 at padded keys. Rows of padded queries are meaningless (their outputs are
+        zeroed)."""
+        _, scores = self._attend(query, context, query_mask, context_mask, False, scores=True)
+        return scores
+
+    def _attend(self, query, context, query_mask, context_mask, training, scores: bool = False):
         if context is None:
             context = query
             context_mask = query_mask if context_mask is None else context_mask
         attention_mask = None if context_mask is None else key_padding_attention_mask(query, context_mask)
-        out = self.attention(query, context, attention_mask=attention_mask, training=training)
-        return out if query_mask is None else zero_padding(out, query_mask)
+        return self.attention(query, context, attention_mask=attention_mask, training=training,
+                              return_attention_scores=scores)
 
     def compute_output_shape(self, query_shape, context_shape=None):
         return query_shape

@@ -122,3 +122,55 @@ def plot_seeds(results: Mapping[str, RunResult], metric: str = "macro_f1", *, ti
     fig.tight_layout()
     save_figure(fig, save_dir, name)
     return fig
+
+
+def plot_robustness(results, metric: str = "macro_f1", *, title: str = "", save_dir: str | Path | None = None,
+                    name: str = "robustness"):
+    """Each condition's ``metric`` (mean ± std over seeds) for one or more :func:`model_utils.robustness.robustness`
+    results (a dict, or a list of them: one line per model), conditions in the first result's order."""
+    results = [results] if isinstance(results, dict) else list(results)
+    conditions = [c["condition"] for c in results[0]["conditions"]] if results else []
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(conditions) + 2), 4.0))
+    for r in results:
+        by = {c["condition"]: c[metric] for c in r["conditions"]}
+        x = [i for i, c in enumerate(conditions) if c in by]
+        ax.errorbar(x, [by[conditions[i]]["mean"] for i in x], yerr=[by[conditions[i]]["std"] for i in x],
+                    marker="o", capsize=3, label=r["experiment"])
+    ax.set_xticks(range(len(conditions)), conditions, rotation=45, ha="right")
+    ax.set(xlabel="condition at test time", ylabel=f"test {METRIC_LABELS.get(metric, metric)}")
+    ax.legend(fontsize=8)
+    data = "; ".join(dict.fromkeys(data_name(r["data"]) for r in results))
+    ax.set_title(f"{title or 'missing and noisy modalities'} — {data}")
+    fig.tight_layout()
+    save_figure(fig, save_dir, name)
+    return fig
+
+
+def plot_attention(results, *, save_dir: str | Path | None = None, name: str = "attention"):
+    """Heatmaps of :func:`model_utils.attention.cross_attention` results (a dict, or a list: one row of panels per
+    model, one panel per layer): rows the querying text utterances, columns the attended audio or visual ones, each
+    labelled by turn and speaker; weights averaged over the heads, padding cut off."""
+    results = [results] if isinstance(results, dict) else list(results)
+    layer_names = list(dict.fromkeys(n for r in results for n in r["layers"]))
+    fig, axes = plt.subplots(len(results), len(layer_names), squeeze=False,
+                             figsize=(5.2 * len(layer_names), 4.6 * len(results)))
+    for row, r in zip(axes, results):
+        ticks = [f"{t} {s}" for t, s in enumerate(r["speakers"])]
+        step = max(1, len(ticks) // 20)
+        for ax, layer in zip(row, layer_names):
+            if layer not in r["layers"]:
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(r["layers"][layer], cmap="viridis", vmin=0, aspect="auto")
+            fig.colorbar(image, ax=ax, label="attention weight (mean over heads)")
+            target = layer.split("_to_")[-1]
+            ax.set(title=f"{r['experiment']} (seed {r['seed']}): {layer.replace('_to_', ' → ')}",
+                   xlabel=f"{target} of utterance (turn, speaker)", ylabel="text of utterance (turn, speaker)")
+            ax.set_xticks(range(0, len(ticks), step), ticks[::step], rotation=90, fontsize=7)
+            ax.set_yticks(range(0, len(ticks), step), ticks[::step], fontsize=7)
+    dialogue = results[0]["dialogue_id"] if results else ""
+    data = "; ".join(dict.fromkeys(data_name(r["data"]) for r in results))
+    fig.suptitle(f"cross-modal attention in test dialogue {dialogue} — {data}")
+    fig.tight_layout()
+    save_figure(fig, save_dir, name)
+    return fig

@@ -1,0 +1,147 @@
+"""How a trained run holds up when a modality is missing or noisy at test time (``mser robustness``).
+
+Every seed's model of a run (:func:`model_utils.trained.load_run`) scores the run's own scored set — its test split,
+or for a cross-validated run each fold's held-out session with that fold's model — under conditions:
+
+- ``intact``: as trained (it equals the run's own test metrics);
+- ``no-<m>`` for each modality the model uses, and ``no-<m1>+<m2>`` for each pair: the modality removed at test time,
+  its standardised features set to the training mean (zero) at every utterance (asked for by name, any modality of
+  the data: removing one the model does not read changes nothing);
+- ``noise-<m>-<σ>``: Gaussian noise of standard deviation σ (in standardised units) added to the modality at every
+  utterance, drawn once per condition and fold from ``seed`` (the same noise for every model seed: paired).
+
+The data are rebuilt exactly as the run built them (its file, checked by SHA-256, label scheme, split seed and
+folds, standardised on each fold's training dialogues). Metrics are over the scored utterances, as every report's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from data_utils.dataset import ERCDataset, load_dataset
+from data_utils.identity import describe_source
+
+from . import metrics
+from .config import TrainConfig
+from .run.inputs import fold_name
+from .run.plan import held_out
+from .trained import TrainedRun, load_run
+
+SIGMAS = (0.5, 1.0, 2.0)
+CV_KINDS = {"test-split": None, "cv-sessions": "sessions", "cv-train-sessions": "train-sessions"}
+
+
+def condition_names(modalities: Sequence[str], sigmas: Iterable[float] = SIGMAS) -> list[str]:
+    """``intact``, ``no-<m>`` for each modality and each pair, then ``noise-<m>-<σ>``."""
+    removed = [list(c) for k in (1, 2) for c in itertools.combinations(modalities, k)]
+    return (["intact"] + [f"no-{'+'.join(c)}" for c in removed]
+            + [f"noise-{m}-{float(s):g}" for m in modalities for s in sigmas])
+
+
+def parse_condition(name: str, modalities: Sequence[str]) -> tuple[tuple[str, ...], str | None, float]:
+    """(removed modalities, noisy modality, σ) of a condition name over the data's ``modalities``; ``ValueError``
+    for one the data cannot take."""
+    if name == "intact":
+        return (), None, 0.0
+    if name.startswith("no-"):
+        removed = tuple(name[3:].split("+"))
+        if removed and all(m in modalities for m in removed):
+            return removed, None, 0.0
+    if name.startswith("noise-"):
+        modality, _, sigma = name[6:].rpartition("-")
+        try:
+            if modality in modalities and float(sigma) > 0:
+                return (), modality, float(sigma)
+        except ValueError:
+            pass
+    raise ValueError(f"unknown condition {name!r} for data with {', '.join(modalities)}; conditions are intact, "
+                     "no-<modality>[+<modality>] and noise-<modality>-<sigma> (sigma > 0)")
+
+
+def run_folds(run: TrainedRun, data: str | Path | None = None) -> tuple[list, ERCDataset]:
+    """The folds ``[(session, test set, standardised)]`` and the scored set of ``run``, rebuilt from its data file
+    (``data`` where the file has moved; its SHA-256 must be the run's)."""
+    recorded = run.config["data"]
+    source = str(data if data is not None else recorded.get("path", ""))
+    try:
+        ds = load_dataset(source, scheme=recorded["label_scheme"])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the data of {run.folder} ({source}) is not found from here; pass its path "
+                                "(--data)") from None
+    found = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))["sha256"]
+    if found != recorded.get("sha256"):
+        raise ValueError(f"{source} is not the data {run.folder} was trained on (SHA-256 {found[:16]}…, the run "
+                         f"recorded {str(recorded.get('sha256'))[:16]}…)")
+    kind = run.config.get("evaluation", {}).get("kind", "test-split")
+    if kind not in CV_KINDS:
+        raise ValueError(f"{run.folder}: unknown evaluation {kind!r}")
+    config = TrainConfig(standardize=bool(run.config.get("train_config", {}).get("standardize", True)))
+    folds, scored, _, _ = held_out(ds, config, split_seed=int(run.config.get("split_seed", 0)), cv=CV_KINDS[kind])
+    return [(session, split[2]) for session, split in folds], scored
+
+
+def perturbed(test: ERCDataset, removed: Sequence[str], noisy: str | None, sigma: float,
+              rng: np.random.Generator) -> ERCDataset:
+    """``test`` (standardised) with ``removed`` modalities set to zero and Gaussian noise of ``sigma`` on ``noisy``,
+    at real utterances only (padding stays zero)."""
+    features = dict(test.features)
+    keep = test.present[..., None]
+    for m in removed:
+        features[m] = np.zeros_like(features[m])
+    if noisy is not None:
+        noise = rng.standard_normal(features[noisy].shape).astype(np.float32) * np.float32(sigma)
+        features[noisy] = np.where(keep, features[noisy] + noise, 0.0).astype(np.float32)
+    return dataclasses.replace(test, features=features)
+
+
+def robustness(run_dir: str | Path, *, conditions: Sequence[str] | None = None, sigmas: Iterable[float] = SIGMAS,
+               seed: int = 0, data: str | Path | None = None) -> dict:
+    """Every seed's model of the run in ``run_dir`` under every condition (default: :func:`condition_names` of its
+    modalities). Returns ``{"run", "experiment", "data", "evaluation", "seeds", "noise_seed", "conditions": [{
+    "condition", "accuracy"|"macro_f1"|"weighted_f1"|"uar": {"mean", "std", "per_seed"}, "delta_macro_f1"}]}``,
+    ``delta_macro_f1`` being the condition's mean macro-F1 minus ``intact``'s."""
+    run = load_run(run_dir)
+    names = list(conditions) if conditions is not None else condition_names(run.inputs.modalities, sigmas)
+    if "intact" not in names:
+        names = ["intact", *names]
+    folds, scored = run_folds(run, data)
+    parsed = {n: parse_condition(n, scored.modalities) for n in names}
+    row = {d: i for i, d in enumerate(scored.dialogue_ids)}
+    rows = []
+    for c, name in enumerate(names):
+        removed, noisy, sigma = parsed[name]
+        per_seed = {s: np.zeros(scored.labels.shape + (len(run.class_names),), np.float32) for s in run.seeds}
+        for f, (session, test) in enumerate(folds):
+            probe = perturbed(test, removed, noisy, sigma, np.random.default_rng([seed, c, f]))
+            for s in run.seeds:
+                per_seed[s][[row[d] for d in test.dialogue_ids]] = run.posteriors(probe, seed=s,
+                                                                                  folds=[fold_name(session)])
+        scores = [metrics.evaluate(scored.labels, np.where(scored.mask, metrics.predict_classes(p), -1), scored.mask,
+                                   scored.class_names) for p in per_seed.values()]
+        rows.append({"condition": name, **metrics.summarize(scores)})
+    intact = rows[0]["macro_f1"]["mean"]
+    for r in rows:
+        r["delta_macro_f1"] = r["macro_f1"]["mean"] - intact
+    return {"run": str(run.folder), "experiment": run.experiment.name, "data": dict(run.inputs.data),
+            "evaluation": run.config.get("evaluation", {}).get("kind", "test-split"), "seeds": run.seeds,
+            "noise_seed": seed, "conditions": rows}
+
+
+def robustness_markdown(result: dict) -> str:
+    """A :func:`robustness` result as a markdown table headed by its run and data."""
+    from .metrics import METRIC_LABELS, METRICS
+    from .report.text import data_name, escape_markdown
+
+    lines = [f"### {escape_markdown(result['experiment'])} with modalities missing or noisy at test time", "",
+             f"Data: **{escape_markdown(data_name(result['data']))}** ({escape_markdown(result['evaluation'])}); "
+             f"seeds {', '.join(map(str, result['seeds']))}; noise seed {result['noise_seed']}; mean ± std over seeds.",
+             "", "| condition | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " | Δ macro-F1 |",
+             "|" + "---|" * (len(METRICS) + 2)]
+    for r in result["conditions"]:
+        cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in METRICS]
+        lines.append(f"| {r['condition']} | " + " | ".join(cells) + f" | {r['delta_macro_f1']:+.4f} |")
+    return "\n".join(lines) + "\n"

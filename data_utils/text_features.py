@@ -35,7 +35,7 @@ from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
-from .corpus import Corpus, DataFormatError
+from .corpus import Corpus, DataFormatError, write_corpus
 from .dataset import validation_splits
 from .labels import DEFAULT_SCHEME, get_scheme
 from .sentence_encoder import INSTALL_TEXT_EXTRA, MissingExtraError, sentence_embeddings  # noqa: F401 (re-exported)
@@ -211,3 +211,40 @@ def _fine_tune_jobs(corpus: Corpus, order: list[str], epochs: int, scheme: str, 
     jobs.append({"name": "all training dialogues", "fine_tune": final,
                  "embed": [i for i in everything if i not in covered]})
     return jobs
+
+
+def write_text_features(transcripts_path, out, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
+                        fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, cross_fit: bool = True,
+                        overwrite: bool = False) -> Corpus:
+    """What ``mser features text`` does: the text features of a transcripts CSV (:func:`build_text_corpus`) written
+    to the corpus pickle ``out``, with the fitted extractor saved beside it (:mod:`data_utils.extractors`) and
+    recorded in it. Every output is checked before any encoding (never onto the transcripts, nothing replaced
+    without ``overwrite``), the extractor is written first and removed again if the features cannot be written.
+    Returns the corpus as written."""
+    import shlex
+
+    from .extractor_files import check_extractor_outputs, remove_extractor
+    from .extractors import save_text_extractor, text_extractor_parts
+    from .fileio import check_output_path
+
+    check_output_path(out, overwrite=overwrite, option="--out", inputs=[transcripts_path])
+    parts = text_extractor_parts(encoder, dim, fine_tune_epochs)
+    check_extractor_outputs(out, "text", parts, overwrite=overwrite, inputs=[transcripts_path, out])
+    fitted: dict = {}
+    corpus = build_text_corpus(transcripts_path, encoder=encoder, dim=dim, seed=seed,
+                               fine_tune_epochs=fine_tune_epochs, scheme=scheme, cross_fit=cross_fit, fitted=fitted)
+    argv = ["mser", "features", "text", "--transcripts", str(transcripts_path), "--out", str(out), "--encoder",
+            encoder, "--seed", str(seed)] + (["--dim", str(dim)] if dim is not None else [])
+    if fine_tune_epochs:
+        argv += ["--fine-tune-epochs", str(fine_tune_epochs), "--scheme", scheme] + ([] if cross_fit else
+                                                                                     ["--no-cross-fit"])
+    record = save_text_extractor(out, fitted, created_by=shlex.join(argv), overwrite=overwrite,
+                                 fitted_on={"transcripts": Path(transcripts_path).name})
+    corpus = dataclasses.replace(corpus, extractors={"text": record})
+    try:
+        write_corpus(corpus, out, overwrite=overwrite)
+    except BaseException:
+        remove_extractor(out, "text")
+        raise
+    remove_extractor(out, "text", keep=parts)  # overwrite: what a replaced extractor had beside these
+    return corpus

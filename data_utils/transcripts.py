@@ -301,3 +301,24 @@ def _label_names(labels) -> tuple[str, ...]:
     if distinct <= set(IEMOCAP6) | set(CONTEXT_LABELS):
         return IEMOCAP6 + tuple(sorted(distinct & set(CONTEXT_LABELS)))
     return tuple(sorted(distinct))
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def write_transcripts(corpus: Corpus, path, *, overwrite: bool = False) -> Path:
+    """Write the utterances of ``corpus`` (its sentences, speakers, labels, splits and sessions) as a transcripts CSV
+    that :func:`read_transcripts` reads back: one row per utterance, dialogues in id order, ``utterance_id`` and
+    ``session`` included; atomically. Cells that start like a spreadsheet formula get a leading apostrophe
+    (:func:`data_utils.fileio.csv_cell`). Raises ``DataFormatError`` naming the dialogue for an utterance without
+    text (the corpus has no transcripts)."""
+    from .fileio import csv_text, write_text
+
+    split_of = {d: s for s, ids in corpus.splits.items() for d in ids}
+    rows = [[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]]
+    for did, d in corpus.dialogues.items():
+        for turn, (uid, speaker, label, text) in enumerate(zip(d.utterance_ids, d.speakers, d.labels, d.sentences)):
+            if not str(text).strip():
+                raise DataFormatError(corpus.source, f"utterance {uid!r} has no text to write as a transcript",
+                                      dialogue=did, field="videoSentence")
+            rows.append([did, turn, speaker, label, split_of.get(did, "train"), text, uid, corpus.session(did)])
+    return write_text(path, csv_text(rows), overwrite=overwrite)

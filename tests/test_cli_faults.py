@@ -147,7 +147,7 @@ COMMANDS = {
     "run": (["run", "text-bilstm", "--data", SMALL, "--epochs", "1", "--seeds", "1", "--out", "OUT"],
             "--out", "model_utils.runner.run_experiment"),
     "features-text": (["features", "text", "--transcripts", "missing.csv", "--out", "OUT"], "--out",
-                      "mser.commands.features_text.build_text_corpus"),
+                      "data_utils.text_features.build_text_corpus"),
     "features-audio": (["features", "audio", "--audio-dir", ".", "--base", "missing.pkl", "--out", "OUT"], "--out",
                        "mser.commands.features_audio.read_corpus"),
     "table-csv": (["table", "runs/none", "--csv", "OUT"], "--csv", "model_utils.report.runs_table"),

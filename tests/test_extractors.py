@@ -232,7 +232,9 @@ def test_no_extractor_is_left_when_the_features_file_cannot_be_written(tmp_path,
     def refuse(*_, **__):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(features_text, "write_corpus", refuse)
+    import data_utils.text_features
+
+    monkeypatch.setattr(data_utils.text_features, "write_corpus", refuse)
     assert run_cli("--transcripts", str(write_csv(tmp_path / "t.csv", make_rows())), "--out", str(out),
                    "--dim", "6") == 1
     assert "No space left" in capsys.readouterr().err

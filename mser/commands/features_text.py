@@ -4,15 +4,11 @@ extractor saved beside it (``<out stem>.text-extractor.json`` and its ``.npz`` /
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import shlex
 from pathlib import Path
 
-from data_utils.corpus import describe_widths, write_corpus
-from data_utils.extractor_files import check_extractor_outputs, extractor_paths, remove_extractor
-from data_utils.extractors import save_text_extractor, text_extractor_parts
-from data_utils.fileio import check_output_path
+from data_utils.corpus import describe_widths
+from data_utils.extractor_files import extractor_paths
 from data_utils.labels import DEFAULT_SCHEME, SCHEME_CHOICES
 
 from ._common import fail, handles_data_errors
@@ -24,11 +20,6 @@ def _text_features():
     import data_utils.text_features
 
     return data_utils.text_features
-
-
-def build_text_corpus(*args, **kwargs):
-    """:func:`data_utils.text_features.build_text_corpus`, imported when called (what the handler calls)."""
-    return _text_features().build_text_corpus(*args, **kwargs)
 
 
 class _Encoders:
@@ -83,43 +74,20 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 @handles_data_errors
 def handler(args: argparse.Namespace) -> int:
-    """Build and write the corpus; print a one-line JSON summary. Returns the exit status."""
+    """Build and write the corpus and its extractor (:func:`data_utils.text_features.write_text_features`); print a
+    one-line JSON summary. Returns the exit status."""
     text_features = _text_features()
     try:
-        # before the encoding work, not after it; never onto the transcripts themselves
-        check_output_path(args.out, overwrite=args.force, option="--out", inputs=[args.transcripts])
-        parts = text_extractor_parts(args.encoder, args.dim, args.fine_tune_epochs)
-        check_extractor_outputs(args.out, "text", parts, overwrite=args.force, inputs=[args.transcripts, args.out])
-        fitted = {}
-        corpus = build_text_corpus(args.transcripts, encoder=args.encoder, dim=args.dim, seed=args.seed,
-                                   fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme,
-                                   cross_fit=args.cross_fit, fitted=fitted)
-        # the extractor first, then the features that record it; no extractor is left without its features
-        record = save_text_extractor(args.out, fitted, created_by=rebuild_command(args), overwrite=args.force,
-                                     fitted_on={"transcripts": Path(args.transcripts).name})
-        try:
-            write_corpus(dataclasses.replace(corpus, extractors={"text": record}), args.out, overwrite=args.force)
-        except BaseException:
-            remove_extractor(args.out, "text")
-            raise
-        remove_extractor(args.out, "text", keep=parts)  # --force: what the replaced extractor had beside these
+        corpus = text_features.write_text_features(
+            args.transcripts, args.out, encoder=args.encoder, dim=args.dim, seed=args.seed,
+            fine_tune_epochs=args.fine_tune_epochs, scheme=args.scheme, cross_fit=args.cross_fit,
+            overwrite=args.force)
     except text_features.MissingExtraError as e:
         return fail(str(e))
     print(json.dumps({"dialogues": len(corpus.dialogues), "utterances": sum(map(len, corpus.dialogues.values())),
                       "dim": describe_widths(corpus)["text"], "encoder": args.encoder, "out": str(args.out),
                       "extractor": str(extractor_paths(args.out, "text")["json"])}))
     return 0
-
-
-def rebuild_command(args: argparse.Namespace) -> str:
-    """The command line that rebuilds these features and their extractor (recorded in the extractor's JSON)."""
-    argv = ["mser", "features", "text", "--transcripts", str(args.transcripts), "--out", str(args.out),
-            "--encoder", args.encoder, "--seed", str(args.seed)]
-    argv += ["--dim", str(args.dim)] if args.dim is not None else []
-    if args.fine_tune_epochs:
-        argv += ["--fine-tune-epochs", str(args.fine_tune_epochs), "--scheme", args.scheme]
-        argv += [] if args.cross_fit else ["--no-cross-fit"]
-    return shlex.join(argv)
 
 
 def _positive_int(text: str) -> int:

@@ -18,10 +18,11 @@ CROSS_ATTENTION = ("text_to_audio", "text_to_visual")  # the layer names of mult
 
 
 def cross_attention(run: str | Path | TrainedRun, dialogue_id: str | None = None, *, seed: int | None = None,
-                    layers: Sequence[str] = CROSS_ATTENTION, data: str | Path | None = None) -> dict:
+                    layers: Sequence[str] = CROSS_ATTENTION, data=None) -> dict:
     """The attention weights of ``layers`` (cross-modal attention layers of the model, by name) for one scored
     dialogue of ``run`` (default: its first), from seed ``seed``'s model (default: the run's first seed; the fold
-    that held the dialogue out, for a cross-validated run).
+    that held the dialogue out, for a cross-validated run); ``data`` as :func:`model_utils.robustness.run_folds`
+    takes it.
 
     Returns ``{"experiment", "data", "seed", "dialogue_id", "speakers", "labels", "layers": {name: (L, L) array}}``:
     rows are the querying (text) utterances, columns the attended ones, L the dialogue's length; each row sums to 1.

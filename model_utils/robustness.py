@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from data_utils.dataset import ERCDataset, load_dataset
 from data_utils.identity import describe_source
@@ -62,16 +63,24 @@ def parse_condition(name: str, modalities: Sequence[str]) -> tuple[tuple[str, ..
                      "no-<modality>[+<modality>] and noise-<modality>-<sigma> (sigma > 0)")
 
 
-def run_folds(run: TrainedRun, data: str | Path | None = None) -> tuple[list, ERCDataset]:
-    """The folds ``[(session, test set, standardised)]`` and the scored set of ``run``, rebuilt from its data file
-    (``data`` where the file has moved; its SHA-256 must be the run's)."""
+def run_folds(run: TrainedRun, data: str | Path | ERCDataset | None = None) -> tuple[list, ERCDataset]:
+    """The folds ``[(session, test set, standardised)]`` and the scored set of ``run``, rebuilt from its data
+    (``data``: where the file has moved, or the dataset itself, loaded under the run's scheme; its SHA-256 must be
+    the run's)."""
+    from data_utils.synthetic import parse_source
+
     recorded = run.config["data"]
-    source = str(data if data is not None else recorded.get("path", ""))
-    try:
-        ds = load_dataset(source, scheme=recorded["label_scheme"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"the data of {run.folder} ({source}) is not found from here; pass its path "
-                                "(--data)") from None
+    if isinstance(data, ERCDataset):
+        ds, source = data, data.source
+    else:
+        source = str(data if data is not None else recorded.get("path", ""))
+        preset = parse_source(source)  # built-in data, named by its source ('synthetic-small (seed 0)')
+        try:
+            ds = load_dataset(preset[0] if preset else source, scheme=recorded["label_scheme"],
+                              **({"seed": int(preset[1])} if preset else {}))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"the data of {run.folder} ({source}) is not found from here; pass its path "
+                                    "(--data)") from None
     found = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))["sha256"]
     if found != recorded.get("sha256"):
         raise ValueError(f"{source} is not the data {run.folder} was trained on (SHA-256 {found[:16]}…, the run "
@@ -99,11 +108,13 @@ def perturbed(test: ERCDataset, removed: Sequence[str], noisy: str | None, sigma
 
 
 def robustness(run_dir: str | Path, *, conditions: Sequence[str] | None = None, sigmas: Iterable[float] = SIGMAS,
-               seed: int = 0, data: str | Path | None = None) -> dict:
+               seed: int = 0, data: str | Path | ERCDataset | None = None, keep_predictions: bool = False) -> dict:
     """Every seed's model of the run in ``run_dir`` under every condition (default: :func:`condition_names` of its
     modalities). Returns ``{"run", "experiment", "data", "evaluation", "seeds", "noise_seed", "conditions": [{
     "condition", "accuracy"|"macro_f1"|"weighted_f1"|"uar": {"mean", "std", "per_seed"}, "delta_macro_f1"}]}``,
-    ``delta_macro_f1`` being the condition's mean macro-F1 minus ``intact``'s."""
+    ``delta_macro_f1`` being the condition's mean macro-F1 minus ``intact``'s. With ``keep_predictions`` (for
+    :func:`degradation_test`; not JSON) each condition also holds ``predictions`` ((N, T) per seed, -1 where not
+    scored) and the result ``scored`` (the scored set's ``labels``, ``mask`` and ``dialogue_ids``)."""
     run = load_run(run_dir)
     names = list(conditions) if conditions is not None else condition_names(run.inputs.modalities, sigmas)
     if "intact" not in names:
@@ -120,15 +131,69 @@ def robustness(run_dir: str | Path, *, conditions: Sequence[str] | None = None, 
             for s in run.seeds:
                 per_seed[s][[row[d] for d in test.dialogue_ids]] = run.posteriors(probe, seed=s,
                                                                                   folds=[fold_name(session)])
-        scores = [metrics.evaluate(scored.labels, np.where(scored.mask, metrics.predict_classes(p), -1), scored.mask,
-                                   scored.class_names) for p in per_seed.values()]
-        rows.append({"condition": name, **metrics.summarize(scores)})
+        predicted = [np.where(scored.mask, metrics.predict_classes(p), -1) for p in per_seed.values()]
+        scores = [metrics.evaluate(scored.labels, p, scored.mask, scored.class_names) for p in predicted]
+        rows.append({"condition": name, **metrics.summarize(scores),
+                     **({"predictions": predicted} if keep_predictions else {})})
     intact = rows[0]["macro_f1"]["mean"]
     for r in rows:
         r["delta_macro_f1"] = r["macro_f1"]["mean"] - intact
-    return {"run": str(run.folder), "experiment": run.experiment.name, "data": dict(run.inputs.data),
-            "evaluation": run.config.get("evaluation", {}).get("kind", "test-split"), "seeds": run.seeds,
-            "noise_seed": seed, "conditions": rows}
+    result = {"run": str(run.folder), "experiment": run.experiment.name, "data": dict(run.inputs.data),
+              "evaluation": run.config.get("evaluation", {}).get("kind", "test-split"), "seeds": run.seeds,
+              "noise_seed": seed, "conditions": rows}
+    if keep_predictions:
+        result["scored"] = {"labels": scored.labels, "mask": scored.mask, "dialogue_ids": scored.dialogue_ids,
+                            "class_names": scored.class_names}
+    return result
+
+
+def robustness_frame(results: dict, metric: str = "macro_f1") -> pd.DataFrame:
+    """Condition × run table of ``metric`` (mean ± std over seeds) for several :func:`robustness` results (by
+    label), conditions in the first result's order; '–' where a run was not scored under a condition."""
+    columns = {}
+    for label, result in results.items():
+        by = {c["condition"]: c[metric] for c in result["conditions"]}
+        columns[label] = {c: f"{v['mean']:.4f} ± {v['std']:.4f}" for c, v in by.items()}
+    order = list(dict.fromkeys(c["condition"] for r in results.values() for c in r["conditions"]))
+    return pd.DataFrame(columns, index=pd.Index(order, name="condition")).fillna("–")
+
+
+def degradation_test(a: dict, b: dict, condition: str, *, metric: str = "macro_f1", n_boot: int = 2000,
+                     seed: int = 0) -> dict:
+    """Does run ``a`` lose less than run ``b`` under ``condition``? Both :func:`robustness` results with
+    ``keep_predictions``, scored on the same set. The paired bootstrap over scored dialogues
+    (:func:`model_utils.metrics.contrast_bootstrap`) of ``(a under condition − a intact) − (b under condition − b
+    intact)``: positive when ``a`` degrades less. Returns the contrast's verdict with each run's change."""
+    for r in (a, b):
+        if "scored" not in r:
+            raise ValueError(f"{r['experiment']}: robustness(..., keep_predictions=True) is needed")
+    if list(a["scored"]["dialogue_ids"]) != list(b["scored"]["dialogue_ids"]) or not np.array_equal(
+            a["scored"]["labels"], b["scored"]["labels"]):
+        raise ValueError(f"{a['experiment']} and {b['experiment']} were not scored on the same set")
+    pick = {(name, c["condition"]): c for name, r in (("a", a), ("b", b)) for c in r["conditions"]}
+    missing = [f"{r['experiment']}: {condition}" for n, r in (("a", a), ("b", b)) if (n, condition) not in pick]
+    if missing:
+        raise ValueError(f"not scored under that condition: {'; '.join(missing)}")
+    systems = {f"{n}_{k}": pick[(n, c)]["predictions"] for n in "ab" for k, c in (("missing", condition),
+                                                                                    ("intact", "intact"))}
+    verdict = metrics.contrast_bootstrap(a["scored"]["labels"], systems, {"a_missing": 1, "a_intact": -1,
+                                                                          "b_missing": -1, "b_intact": 1},
+                                         a["scored"]["mask"], metric=metric, n_boot=n_boot, seed=seed,
+                                         num_classes=len(a["scored"]["class_names"]))
+    change = {n: pick[(n, condition)][metric]["mean"] - pick[(n, "intact")][metric]["mean"] for n in "ab"}
+    return {"condition": condition, "a": a["experiment"], "b": b["experiment"], "a_change": change["a"],
+            "b_change": change["b"], **verdict}
+
+
+def describe_degradation(test: dict) -> str:
+    """A :func:`degradation_test` in one sentence, whatever its numbers say."""
+    less = "less" if test["diff"] > 0 else "more"
+    verdict = "significant" if test["significant"] else "not significant"
+    lo, hi = test["ci95"]
+    return (f"Under {test['condition']}, {test['a']} changes by {test['a_change']:+.4f} {test['metric']} and "
+            f"{test['b']} by {test['b_change']:+.4f}: {test['a']} loses {abs(test['diff']):.4f} {less} (95% CI "
+            f"{lo:+.4f} … {hi:+.4f}, p = {test['p_value']:.4f}, {verdict} at 0.05; paired bootstrap over the "
+            f"{test['n_dialogues']} scored dialogues, each model's seeds averaged).")
 
 
 def robustness_markdown(result: dict) -> str:
@@ -145,3 +210,18 @@ def robustness_markdown(result: dict) -> str:
         cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in METRICS]
         lines.append(f"| {r['condition']} | " + " | ".join(cells) + f" | {r['delta_macro_f1']:+.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def answer_degradation(tests: Sequence[dict]) -> str:
+    """The answer several :func:`degradation_test` s (same runs a and b) give to "does a degrade less than b?",
+    read off their numbers: where a loses significantly less, where significantly more, and where neither."""
+    if not tests:
+        return "No answer: no condition was tested."
+    a, b = tests[0]["a"], tests[0]["b"]
+    less = [t["condition"] for t in tests if t["significant"] and t["diff"] > 0]
+    more = [t["condition"] for t in tests if t["significant"] and t["diff"] < 0]
+    neither = [t["condition"] for t in tests if not t["significant"]]
+    parts = ([f"{a} degrades significantly less than {b} under {', '.join(less)}"] if less else []) + \
+        ([f"significantly more under {', '.join(more)}"] if more else []) + \
+        ([f"no significant difference under {', '.join(neither)}"] if neither else [])
+    return ("Yes" if less and not more else "No" if not less else "Mixed") + ": " + "; ".join(parts) + "."

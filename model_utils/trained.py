@@ -170,12 +170,21 @@ class TrainedRun:
                     count += 1
         return (total / max(count, 1)).astype(np.float32)
 
-    def predict(self, data: str | Path | Corpus | None = None, *, transcripts: str | Path | None = None,
-                seed: int | None = None) -> pd.DataFrame:
+    def predict(self, data: str | Path | Corpus | None = None, *,
+                transcripts: str | Path | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
         """One row per utterance of the new dialogues, in the input's order (a CSV's rows; a features file's
         dialogues): ``dialogue_id``, ``utterance_id``, ``turn``, ``speaker``, ``text`` where known, ``predicted``
-        and ``p_<class>`` per class (:mod:`model_utils.predictions`). ``table.attrs["metrics"]`` holds
+        and ``p_<class>`` per class (:mod:`model_utils.predictions`). ``transcripts`` may be a DataFrame with the
+        CSV's columns (read through the same checks). ``table.attrs["metrics"]`` holds
         :func:`model_utils.metrics.evaluate` of the labelled utterances, if any (else None)."""
+        if isinstance(transcripts, pd.DataFrame):
+            import tempfile
+
+            from data_utils.fileio import frame_csv, write_text
+
+            with tempfile.TemporaryDirectory(prefix="mser-predict-") as folder:
+                path = write_text(Path(folder) / "transcripts.csv", frame_csv(transcripts))
+                return self.predict(data, transcripts=path, seed=seed)
         ds = self.dataset(data, transcripts=transcripts)
         probabilities = self.posteriors(ds, seed=seed)
         table = utterance_table(ds, probabilities, text=any(any(s) for s in ds.sentences))

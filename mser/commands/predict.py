@@ -1,7 +1,6 @@
 """``mser predict``: label new conversations with a trained run (:mod:`model_utils.trained`)."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -221,3 +221,8 @@ def test_every_mser_command_named_in_readme_changelog_and_docs_parses(capsys):
             checked += 1
     assert not problems, "\n".join(problems)
     assert checked >= 30
+
+
+def test_the_readme_stays_a_users_manual():
+    """Results, measurements and history live in docs/ and CHANGELOG.md; the README stays short enough to read."""
+    assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 250

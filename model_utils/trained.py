@@ -161,13 +161,21 @@ class TrainedRun:
             raise ValueError(f"{self.folder}: no seed {missing[0]} (it has seeds {self.seeds})")
         total, count = np.zeros(ds.labels.shape + (len(self.class_names),), np.float64), 0
         for fold, stats in self.inputs.standardizers.items():
-            if folds is not None and fold not in folds:
+            here = [s for s in seeds if fold in self.models[s] and (folds is None or fold in folds)]
+            if not here:
                 continue
             prepared = ds if stats is None or ds.standardized else stats.transform(ds)
-            for s in seeds:
-                if fold in self.models[s]:
-                    total += training.predict(self.model(s, fold), prepared, self.inputs.modalities)
+            # The seeds' models share one architecture: one of them carries every seed's weights in turn, so
+            # TensorFlow traces its prediction once per input shape rather than once per seed (most of the cost).
+            carrier = self.model(here[0], fold)
+            own = carrier.get_weights()
+            try:
+                for s in here:
+                    carrier.set_weights(self.model(s, fold).get_weights())
+                    total += training.predict(carrier, prepared, self.inputs.modalities)
                     count += 1
+            finally:
+                carrier.set_weights(own)
         return (total / max(count, 1)).astype(np.float32)
 
     def predict(self, data: str | Path | Corpus | None = None, *,

@@ -47,3 +47,18 @@ def handles_data_errors(handler):
 
 
 RESUME_HINT = "a run directory keeps its complete seeds: rerun the same command to resume it."
+
+
+def add_run_dir(parser) -> None:
+    """The ``RUN_DIR`` argument of the commands that use a trained run (``predict``, ``robustness``)."""
+    from pathlib import Path
+
+    parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a run directory written by mser run")
+
+
+def run_files(folder) -> list:
+    """Every file of the run directory ``folder`` (none if it is no folder): inputs no output may overwrite."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    return [p for p in folder.glob("**/*") if p.is_file()] if folder.is_dir() else []

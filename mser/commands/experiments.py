@@ -46,6 +46,10 @@ def register(subparsers) -> None:
                      help="train the seeds in this many processes, one TensorFlow thread each (same numbers; "
                           "default: one per core, at most one per seed)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--tensorboard", type=Path, metavar="DIR",
+                     help="also log every seed's epochs (training loss, validation loss and metrics) for TensorBoard "
+                          "into DIR/<run name>/seed_<s>/ (same numbers; DIR may hold earlier logs, none is removed; "
+                          "never inside a run directory; the tensorboard extra: make setup-tensorboard)")
     run.add_argument("--ray", metavar="ADDRESS",
                      help="train the seeds on a Ray cluster: 'auto' (the cluster this machine belongs to), host:port, "
                           "or 'local' (start one here); --workers lanes, default the cluster's CPUs (the ray extra)")
@@ -145,6 +149,7 @@ def _run(args) -> int:
     import shlex
 
     from data_utils.fileio import check_output_path, to_json
+    from model_utils.run.tensorboard_logs import event_folders
     from model_utils.rundir import check_ours
     from model_utils.runner import default_workers, resolve_experiment, run_dir_name, run_experiment
 
@@ -154,13 +159,14 @@ def _run(args) -> int:
     out = check_output_path(args.out or Path("runs") / run_dir_name(experiment, args.cv), directory=True,
                             option="--out")  # before the data is read or anything trained
     check_ours(out)  # a folder holding what the suite did not write is refused, --force or not
+    event_folders(args.tensorboard, [experiment], [out], args.cv, option="--tensorboard")  # the same, for the logs
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
     # on Ray, 1 means "as many lanes as the cluster has CPUs" (model_utils.run.lanes.ray_lanes)
     workers = args.workers or (1 if args.ray else default_workers(len(seeds)))
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
                             command=shlex.join(["mser", *args.argv]), workers=workers,
-                            backend="ray" if args.ray else None, address=args.ray)
+                            backend="ray" if args.ray else None, address=args.ray, tensorboard=args.tensorboard)
     summary = result.summary()
     print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
                                            "train_seconds")}))

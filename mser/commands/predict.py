@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import handles_data_errors
+from ._common import add_run_dir, handles_data_errors, run_files
 
 FORMATS = ("csv", "json")
 
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
                     "averaged over the run's seeds. One row per utterance, in the input's order: dialogue_id, "
                     "utterance_id, turn, speaker, text (where known), predicted, p_<class>. Where the input has "
                     "labels, their metrics are printed on stderr.")
-    parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a run directory written by mser run")
+    add_run_dir(parser)
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--transcripts", type=Path, metavar="CSV",
                        help="dialogues as a transcripts CSV (dialogue_id, turn, text; speaker, label, utterance_id "
@@ -39,8 +39,7 @@ def _predict(args) -> int:
 
     source = args.transcripts if args.transcripts is not None else args.data
     if args.out is not None:  # before anything is read: never onto an input, never over a file without --force
-        run_files = [p for p in args.run.glob("**/*") if p.is_file()] if args.run.is_dir() else []
-        check_output_path(args.out, overwrite=args.force, option="--out", inputs=[source, *run_files])
+        check_output_path(args.out, overwrite=args.force, option="--out", inputs=[source, *run_files(args.run)])
     from model_utils.trained import load_run
 
     run = load_run(args.run)

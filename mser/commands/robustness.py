@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import handles_data_errors
+from ._common import add_run_dir, handles_data_errors, run_files
+
+CONDITIONS = ("every seed's model scores the run's own scored set (its test split, or each fold's held-out session) "
+              "intact; with each modality the model uses, and each pair, removed (standardised features set to the "
+              "training mean, zero); and with Gaussian noise of sigma 0.5, 1 and 2 standardised units (seeded)")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "robustness", help="score a run's models with modalities missing or noisy at test time",
-        description="Score every seed's model of a run on its own scored set (the test split, or each fold's "
-                    "held-out session) under conditions: intact; no-<modality> for each modality the model uses "
-                    "and each pair (its standardised features set to the training mean, zero); noise-<modality>-"
-                    "<sigma> (Gaussian noise in standardised units, sigma 0.5, 1, 2, seeded). Prints a markdown "
-                    "table; --out writes the JSON, --figure a plot of macro-F1 by condition.")
-    parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a run directory written by mser run")
+    summary = "score a run's models with modalities missing or noisy at test time"
+    parser = subparsers.add_parser("robustness", help=summary, description=f"{summary[0].upper()}{summary[1:]}: "
+                                   f"{CONDITIONS}. Prints a markdown table; --out writes the JSON.")
+    add_run_dir(parser)
     parser.add_argument("--out", type=Path, metavar="FILE.json", help="write the result as JSON")
     parser.add_argument("--figure", type=Path, metavar="FILE.png", help="write a figure of macro-F1 by condition")
     parser.add_argument("--data", type=Path, metavar="PATH",
@@ -31,10 +31,9 @@ def register(subparsers) -> None:
 def _robustness(args) -> int:
     from data_utils.fileio import atomic_path, check_output_path, to_json, write_text
 
-    run_files = [p for p in args.run.glob("**/*") if p.is_file()] if args.run.is_dir() else []
     for option, path in (("--out", args.out), ("--figure", args.figure)):
         if path is not None:  # before any model is loaded; never onto a file of the run
-            check_output_path(path, overwrite=args.force, option=option, inputs=run_files)
+            check_output_path(path, overwrite=args.force, option=option, inputs=run_files(args.run))
     from model_utils.robustness import robustness, robustness_markdown
 
     result = robustness(args.run, conditions=args.conditions, seed=args.seed, data=args.data)

@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup setup-audio setup-text setup-ray test reproduce bench docs
+.PHONY: setup setup-audio setup-text setup-ray setup-tensorboard test reproduce bench docs
 
 # Accelerators: `make setup GPU=cuda` (Linux x86_64) adds the CUDA libraries of the pinned TensorFlow. On macOS arm64
 # the pinned TensorFlow installs from requirements.txt and runs on the CPU: no tensorflow-metal release supports it
@@ -50,6 +50,11 @@ setup-text: setup
 # Optional: run experiments on a Ray cluster (`mser run --ray ADDRESS`, `run_many(..., backend="ray")`).
 setup-ray: setup
 	$(BIN)/pip install --quiet -c requirements.txt -r requirements-ray.txt
+
+# Optional: TensorBoard logs of training (`mser run --tensorboard DIR`, `run_many(..., tensorboard=DIR)`); then
+# `$(BIN)/tensorboard --logdir DIR` shows them.
+setup-tensorboard: setup
+	$(BIN)/pip install --quiet -c requirements.txt -r requirements-tensorboard.txt
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
 test: setup

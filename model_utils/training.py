@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Hashable, Iterable
+from typing import Callable, Hashable, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -210,6 +210,8 @@ class _Selection(keras.callbacks.Callback):
                "val_loss": metrics.cross_entropy(probs, self.valid.labels, self.valid.mask)}
         row.update({f"val_{m}": scores[m] for m in metrics.METRICS})
         self.history.append(row)
+        if logs is not None:  # for the callbacks after this one (a TensorBoard's): Keras passes one dict along
+            logs.update({k: v for k, v in row.items() if k.startswith("val_")})
         self.validation_seconds.append(time.perf_counter() - validation_start)
 
         score = self.score(row)
@@ -240,7 +242,8 @@ class _Selection(keras.callbacks.Callback):
 
 
 def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: Iterable[str],
-        config: TrainConfig = TrainConfig(), *, verbose: bool | int = True, compile: bool = True) -> TrainResult:
+        config: TrainConfig = TrainConfig(), *, verbose: bool | int = True, compile: bool = True,
+        callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
     """Train ``model`` on ``train``, select on ``valid``; the model ends with the selected weights (the best epoch's,
     or the mean of the best epochs' with ``config.selection='average'``).
 
@@ -248,6 +251,9 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     It is (re)compiled here with Adam and the masked loss, unless ``compile=False`` (a model from
     :meth:`TracedModels.model`, compiled for ``config`` already). Call :func:`set_seed` before building it.
     ``verbose`` prints one line per epoch (train loss, validation loss and metrics, ``*`` at a new best).
+    ``callbacks`` (e.g. a ``keras.callbacks.TensorBoard``) run after the selection's each epoch and find in Keras'
+    epoch logs ``loss`` and the validation row: ``val_loss`` and ``val_<metric>`` for every metric of
+    :data:`~model_utils.metrics.METRICS`; they must not change the model (the numbers would change with them).
     """
     _check_no_test(train, "training")
     _check_no_test(valid, "validation")
@@ -262,7 +268,7 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     batches, weights = _training_batches(model, train, modalities, config)
     selection = _Selection(model, valid, modalities, config, verbose)
     start = time.perf_counter()
-    _fit_passes(model, batches, config.epochs, selection)
+    _fit_passes(model, batches, config.epochs, [selection, *callbacks])
     seconds = time.perf_counter() - start
     check_finite(model)
     epochs_run = len(selection.history)
@@ -299,16 +305,18 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
         compile_model(model, config)
     batches, _ = _training_batches(model, train, tuple(modalities), config)
     timer = _EpochTimer()
-    _fit_passes(model, batches, epochs, timer)
+    _fit_passes(model, batches, epochs, [timer])
     return timer.seconds
 
 
-def _fit_passes(model: keras.Model, batches: LengthBatches, epochs: int, callback: keras.callbacks.Callback) -> None:
-    """``model.fit`` over ``epochs`` passes of ``batches``: one epoch is one pass of the endless stream."""
+def _fit_passes(model: keras.Model, batches: LengthBatches, epochs: int,
+                callbacks: list[keras.callbacks.Callback]) -> None:
+    """``model.fit`` over ``epochs`` passes of ``batches`` (one epoch is one pass of the endless stream), with
+    ``callbacks`` in this order."""
     import tensorflow as tf
 
     try:
-        model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, callbacks=[callback],
+        model.fit(batches.as_dataset(), steps_per_epoch=len(batches), epochs=epochs, callbacks=list(callbacks),
                   shuffle=False, verbose=0)
     except tf.errors.UnimplementedError as error:
         raise determinism_error(error) from error

@@ -15,7 +15,8 @@ from .provenance import package_version
 from .settings import REPORTED
 
 # Optional extras: the package that shows the extra is installed, by extra name (pyproject's optional-dependencies).
-EXTRAS = {"text": "sentence-transformers", "audio": "opensmile", "ray": "ray"}
+EXTRAS = {"text": "sentence-transformers", "audio": "opensmile", "ray": "ray",
+          "tensorboard": "tensorboard"}
 
 
 def devices() -> list[str]:

@@ -1,7 +1,8 @@
 """Running experiments, by concern: :mod:`~model_utils.run.plan` (what a run trains and scores),
 :mod:`~model_utils.run.seed` (one seed), :mod:`~model_utils.run.resume` (run directories that resume),
 :mod:`~model_utils.run.schedule` and :mod:`~model_utils.run.lanes` (which worker trains what),
-:mod:`~model_utils.run.progress` (what a run says on stderr), :mod:`~model_utils.run.runner` (the public runners),
+:mod:`~model_utils.run.progress` (what a run says on stderr), :mod:`~model_utils.run.tensorboard_logs` (opt-in
+TensorBoard logs of training), :mod:`~model_utils.run.runner` (the public runners),
 and beside them :mod:`~model_utils.run.selection` (model selection by CV), :mod:`~model_utils.run.bench` and
 :mod:`~model_utils.run.profiling` (speed). Import the public runners from here or from :mod:`model_utils.runner`.
 """

@@ -134,10 +134,11 @@ _PLANS: dict[str, Plan] = {}
 
 
 def run_job(payload: bytes | None, name: str, plans: Mapping[str, Plan] | None, seed: int, out: Path | None,
-            overwrite: bool, command: str | None) -> RunResult:
+            overwrite: bool, command: str | None, tensorboard: Path | None = None) -> RunResult:
     """A worker's job: register a shipped architecture (if any), then train seed ``seed`` of experiment ``name``
-    by its plan (``plans``, else those this worker received when it started) and write ``out/seed_<seed>/``.
-    Returns a RunResult holding that seed."""
+    by its plan (``plans``, else those this worker received when it started) and write ``out/seed_<seed>/``; with
+    ``tensorboard`` (the experiment's log folder), Keras' TensorBoard callback logs the seed's epochs there, on the
+    worker's file system. Returns a RunResult holding that seed."""
     if payload is not None:
         import pickle
 
@@ -148,7 +149,7 @@ def run_job(payload: bytes | None, name: str, plans: Mapping[str, Plan] | None, 
             register_architecture(arch, modalities=modalities, speaker=speaker)(builder)
     plan = (_PLANS if plans is None else plans)[name]
     run = empty_result(plan, command)
-    run.seeds.append(run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=0))
+    run.seeds.append(run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=0, tensorboard=tensorboard))
     return run
 
 

@@ -35,6 +35,7 @@ from .progress import SeedProgress, experiment_line, seed_line
 from .resume import claimed, finish, prepare_out
 from .schedule import schedule
 from .seed import run_and_write
+from .tensorboard_logs import event_folders
 
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -47,7 +48,8 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
                    seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None, scheme: str = DEFAULT_SCHEME,
                    out: str | Path | None = None, overwrite: bool = False, verbose: int = 1, split_seed: int = 0,
                    overrides=None, cv: str | None = None, command: str | None = None, workers: int = 1,
-                   backend: str | None = None, address: str | None = None) -> RunResult:
+                   backend: str | None = None, address: str | None = None,
+                   tensorboard: str | Path | None = None) -> RunResult:
     """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given.
 
     ``experiment``: a registered name or an :class:`Experiment`; ``overrides``: ``{"units": 32}`` or
@@ -56,14 +58,16 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
     ``verbose``: 1 a line per seed, 2 also a line per epoch. ``out`` is resumable: complete seeds of the same
     configuration are reused, a different configuration is refused (``OutputExistsError``) unless ``overwrite``.
     ``workers`` > 1 trains the seeds in that many processes (see :func:`run_many`); the numbers are the same.
+    ``tensorboard``: a folder for TensorBoard logs of every seed trained (see :func:`run_many`).
     """
     exp = resolve_experiment(experiment, overrides)
     seeds = seed_list(seeds, exp)
     out = Path(out) if out is not None else None
+    board = event_folders(tensorboard, [exp], [out], cv)[exp.name]  # before the data are read
     if workers > 1 or choose_backend(backend, address)[0] == "ray":
         return _run_all([exp], data, {exp.name: out}, scheme=scheme, workers=workers, progress=False, seeds=seeds,
                         epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
-                        command=command, backend=backend, address=address)[exp.name]
+                        command=command, backend=backend, address=address, boards={exp.name: board})[exp.name]
     plan = make_plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
     check_build(plan)
     with claimed([out]):
@@ -72,21 +76,23 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
         todo = [s for s in seeds if s not in reused]
         for i, seed in enumerate(todo):
             run.seeds.append(run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=verbose,
-                                            progress=f"{i + 1}/{len(todo)}"))
+                                           progress=f"{i + 1}/{len(todo)}", tensorboard=board))
         return finish(run, reused, out)
 
 
 def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *, epochs: int | None = None,
              scheme: str = DEFAULT_SCHEME, out: Path | None = None, overwrite: bool = False, verbose: int = 1,
              split_seed: int = 0, overrides=None, cv: str | None = None, command: str | None = None,
-             path: str | None = None) -> RunResult:
+             path: str | None = None, tensorboard: str | Path | None = None) -> RunResult:
     """One seed of :func:`run_experiment` (a job of :func:`run_many`): a RunResult with that seed only; writes
-    ``out/seed_<seed>/`` (not the summary) if ``out`` is given. ``path``: how the run names its data."""
+    ``out/seed_<seed>/`` (not the summary) if ``out`` is given. ``path``: how the run names its data.
+    ``tensorboard``: a folder for the seed's TensorBoard logs (see :func:`run_many`)."""
     exp = resolve_experiment(experiment, overrides)
+    out = Path(out) if out else None
+    board = event_folders(tensorboard, [exp], [out], cv)[exp.name]
     plan = make_plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path)
     run = empty_result(plan, command)
-    run.seeds.append(run_and_write(plan, seed, run, Path(out) if out else None, overwrite=overwrite,
-                                    verbose=verbose))
+    run.seeds.append(run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=verbose, tensorboard=board))
     return run
 
 
@@ -94,8 +100,8 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
              out_root: str | Path | None = None, scheme: str = DEFAULT_SCHEME, workers: int = 1,
              progress: bool = True, overrides=None, seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None,
              overwrite: bool = False, verbose: int = 1, split_seed: int = 0, cv: str | None = None,
-             command: str | None = None, backend: str | None = None, address: str | None = None
-             ) -> dict[str, RunResult]:
+             command: str | None = None, backend: str | None = None, address: str | None = None,
+             tensorboard: str | Path | None = None) -> dict[str, RunResult]:
     """Run several experiments (names or :class:`Experiment` objects) on the same data; results by experiment
     name, in the order given. Run directories go under ``out_root`` (:func:`run_dir_name`). ``overrides``: a
     training setting applies to every experiment, a hyperparameter to those whose builder takes it, or a mapping
@@ -115,19 +121,29 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
     (default: the cluster's CPUs) each run in one Ray actor with one TensorFlow thread. Results, progress lines and
     run directories are those of the local pool. Without ``backend``, ``MSER_RAY_ADDRESS`` in the environment
     chooses Ray at that address (how ``mser reproduce --ray`` reaches the notebooks).
+
+    ``tensorboard`` (off by default): a folder where Keras' TensorBoard callback logs every seed trained, per epoch
+    (training loss; validation loss, accuracy, macro-F1, weighted-F1, UAR), into ``<tensorboard>/<run name>/
+    seed_<s>/`` (``…/seed_<s>/fold_<session>/`` per fold with ``cv``; :mod:`model_utils.run.tensorboard_logs`),
+    on the file system of the process that trains it (Ray: the node's). The numbers do not change. It may hold
+    earlier logs (nothing is removed); checked before the data are read: ``ValueError`` without the tensorboard
+    package (``make setup-tensorboard``), ``OutputPathError`` for a folder that cannot be written or whose logs would
+    go into a run directory.
     """
     exps = resolve_experiments(experiments, overrides)
     outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
+    boards = event_folders(tensorboard, exps, outs.values(), cv)  # before the data are read
     return _run_all(exps, data, outs, scheme=scheme, workers=workers, progress=progress, seeds=seeds,
                     epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
-                    command=command, backend=backend, address=address)
+                    command=command, backend=backend, address=address, boards=boards)
 
 
 def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[str, Path | None], *, scheme: str,
              workers: int, progress: bool, seeds: Iterable[int], epochs: int | None, overwrite: bool, verbose: int,
              split_seed: int, cv: str | None, command: str | None, backend: str | None = None,
-             address: str | None = None) -> dict[str, RunResult]:
-    """:func:`run_many` with the run directory of every experiment given (``outs``, by name)."""
+             address: str | None = None, boards: Mapping[str, Path | None] | None = None) -> dict[str, RunResult]:
+    """:func:`run_many` with the run directory of every experiment given (``outs``, by name), and its
+    TensorBoard log folder (``boards``, by name; none if None)."""
     names = [e.name for e in exps]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -141,13 +157,15 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
         check_build(plans[e.name])
     with claimed(outs.values()):
         return _run_claimed(exps, plans, outs, seeds=seeds, workers=workers, progress=progress, overwrite=overwrite,
-                            verbose=verbose, cv=cv, command=command, backend=backend, address=address)
+                            verbose=verbose, cv=cv, command=command, backend=backend, address=address,
+                            boards=boards or {})
 
 
 def _run_claimed(exps, plans, outs, *, seeds, workers, progress, overwrite, verbose, cv, command, backend,
-                 address) -> dict[str, RunResult]:
+                 address, boards) -> dict[str, RunResult]:
     """The rest of :func:`_run_all`, holding the lock of every run directory."""
     names = [e.name for e in exps]
+    boards = {n: boards.get(n) for n in names}
     reused = {n: prepare_out(outs[n], plans[n], seeds, overwrite, verbose) for n in names}
     runs = {n: empty_result(plans[n], command) for n in names}
     results: dict[str, RunResult] = {}
@@ -164,7 +182,8 @@ def _run_claimed(exps, plans, outs, *, seeds, workers, progress, overwrite, verb
         for n in names:
             for i, seed in enumerate(todo[n]):
                 runs[n].seeds.append(run_and_write(plans[n], seed, runs[n], outs[n], overwrite=overwrite,
-                                                   verbose=verbose, progress=f"{i + 1}/{len(todo[n])}"))
+                                                   verbose=verbose, progress=f"{i + 1}/{len(todo[n])}",
+                                                   tensorboard=boards[n]))
             finished(n)
         return {n: results[n] for n in names}
 
@@ -179,7 +198,7 @@ def _run_claimed(exps, plans, outs, *, seeds, workers, progress, overwrite, verb
         shipped = ray.put(wanted)
     else:
         lanes, shipped = local_lanes(workers, wanted), None
-    jobs = {n: [(payloads.get(e.arch), n, shipped, seed, outs[n], overwrite, command) for seed in todo[n]]
+    jobs = {n: [(payloads.get(e.arch), n, shipped, seed, outs[n], overwrite, command, boards[n]) for seed in todo[n]]
             for e in exps for n in [e.name] if todo[n]}
     with SeedProgress(sum(map(len, todo.values())), verbose=verbose) as seeds_done:
         for name, result in schedule(jobs, lanes):

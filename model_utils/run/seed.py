@@ -26,6 +26,7 @@ from ..results import FoldResult, RunResult, SeedResult, write_seed
 from ..rundir import MODEL_STAGING_PREFIX
 from .plan import Plan
 from .progress import seed_line
+from .tensorboard_logs import callback as tensorboard_callback
 
 
 # What a seed's provenance records under "timing", in seconds (besides "started" and "ended", Unix times, "pid",
@@ -39,10 +40,12 @@ def log(verbose: int, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def train_seed(plan: Plan, seed: int, *, verbose: int, staging: Path | None, progress: str = ""
-                ) -> SeedResult:
+def train_seed(plan: Plan, seed: int, *, verbose: int, staging: Path | None, progress: str = "",
+               tensorboard: Path | None = None) -> SeedResult:
     """Seed everything, build, fit with selection on validation, score the held-out dialogues once per fold; the
-    trained models go to ``staging`` (if given) as ``model.keras`` or ``fold_<session>.keras``."""
+    trained models go to ``staging`` (if given) as ``model.keras`` or ``fold_<session>.keras``. ``tensorboard``:
+    the experiment's log folder (:func:`~model_utils.run.tensorboard_logs.event_folders`), where Keras' TensorBoard
+    callback writes the seed's per-epoch scalars (``seed_<s>/``, ``seed_<s>/fold_<session>/``); the same numbers."""
     import keras
 
     from .. import training
@@ -70,7 +73,9 @@ def train_seed(plan: Plan, seed: int, *, verbose: int, staging: Path | None, pro
             model = build_for(exp, train)
             training.compile_model(model, config)
         timing["build"] += time.perf_counter() - clock
-        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose > 1, compile=False)
+        logs = [tensorboard_callback(tensorboard, seed, session)] if tensorboard is not None else []
+        fitted = training.fit(model, train, valid, exp.modalities, config, verbose=verbose > 1, compile=False,
+                              callbacks=logs)
         timing["steps"] += sum(fitted.step_seconds)
         timing["first_epoch_steps"] += fitted.step_seconds[0] if fitted.step_seconds else 0.0
         timing["validation"] += sum(fitted.validation_seconds)
@@ -140,12 +145,13 @@ def trace_key(exp: Experiment, train: ERCDataset, config: TrainConfig) -> tuple:
 
 
 def run_and_write(plan: Plan, seed: int, run: RunResult, out: Path | None, *, overwrite: bool, verbose: int,
-                   progress: str = "") -> SeedResult:
+                  progress: str = "", tensorboard: Path | None = None) -> SeedResult:
+    """:func:`train_seed`, then (if ``out`` is given) write ``out/seed_<seed>/`` atomically, models included."""
     if out is None:
-        return train_seed(plan, seed, verbose=verbose, staging=None, progress=progress)
+        return train_seed(plan, seed, verbose=verbose, staging=None, progress=progress, tensorboard=tensorboard)
     staging = staging_dir(out, prefix=MODEL_STAGING_PREFIX)
     try:
-        result = train_seed(plan, seed, verbose=verbose, staging=staging, progress=progress)
+        result = train_seed(plan, seed, verbose=verbose, staging=staging, progress=progress, tensorboard=tensorboard)
 
         def move_models(folder: Path) -> None:
             for path in staging.iterdir():

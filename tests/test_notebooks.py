@@ -146,6 +146,11 @@ def test_reproduce_quick_end_to_end(reproduced):
         assert not set("[]=,") & set(table)
     figures = [f.name for f in (reports / "figures").glob("*.png")]
     assert "confusion_timnet-text.png" in figures and "history_multimodal.png" in figures
+    assert {"robustness.png", "cross-attention.png"} <= set(figures)  # notebook 3's robustness and attention
+    assert "robustness" in tables and "modality-dropout" in tables and "text-model-for-new-conversations" in tables
+    for run in (reports / "runs").iterdir():  # every run directory carries its model card, naming its data
+        card = (run / "MODEL_CARD.md").read_text()
+        assert "SYNTHETIC data — not IEMOCAP results" in card and "synthetic:synthetic-small" in card
     assert any(f.startswith("history_") and "exploratory" not in f for f in figures)
     assert not [f for f in figures if set("[]=,") & set(f)]
     for name in MAIN:

@@ -215,12 +215,14 @@ def _fine_tune_jobs(corpus: Corpus, order: list[str], epochs: int, scheme: str, 
 
 def write_text_features(transcripts_path, out, *, encoder: str = "tfidf", dim: int | None = None, seed: int = 0,
                         fine_tune_epochs: int = 0, scheme: str = DEFAULT_SCHEME, cross_fit: bool = True,
-                        overwrite: bool = False) -> Corpus:
+                        overwrite: bool = False, synthetic: bool = False) -> Corpus:
     """What ``mser features text`` does: the text features of a transcripts CSV (:func:`build_text_corpus`) written
     to the corpus pickle ``out``, with the fitted extractor saved beside it (:mod:`data_utils.extractors`) and
     recorded in it. Every output is checked before any encoding (never onto the transcripts, nothing replaced
     without ``overwrite``), the extractor is written first and removed again if the features cannot be written.
-    Returns the corpus as written."""
+    ``synthetic``: the transcripts came from synthetic data (:func:`data_utils.transcripts.write_transcripts` of the
+    built-in data), so the features file says so and every report built on it is marked synthetic. Returns the
+    corpus as written."""
     import shlex
 
     from .extractor_files import check_extractor_outputs, remove_extractor
@@ -240,7 +242,7 @@ def write_text_features(transcripts_path, out, *, encoder: str = "tfidf", dim: i
                                                                                      ["--no-cross-fit"])
     record = save_text_extractor(out, fitted, created_by=shlex.join(argv), overwrite=overwrite,
                                  fitted_on={"transcripts": Path(transcripts_path).name})
-    corpus = dataclasses.replace(corpus, extractors={"text": record})
+    corpus = dataclasses.replace(corpus, extractors={"text": record}, synthetic=bool(synthetic or corpus.synthetic))
     try:
         write_corpus(corpus, out, overwrite=overwrite)
     except BaseException:

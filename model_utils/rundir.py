@@ -135,6 +135,14 @@ def check_ours(out: Path, *, option: str = "--out") -> Contents:
     return found
 
 
+def run_directory_of(path) -> Path | None:
+    """The run directory ``path`` is or lies inside (the nearest folder up from it with a runner's ``config.json``),
+    or None: where a command's other outputs (predictions, robustness results, logs) must never go, since a run
+    directory holds only what ``mser run`` writes."""
+    here = Path(path).absolute()
+    return next((p for p in (here, *here.parents) if is_run_config(p / CONFIG)), None)
+
+
 def remove_leftovers(found: Contents) -> None:
     """Remove the staging folders and temporary files of killed runs (call only under :func:`claim`)."""
     for path in found.leftovers:

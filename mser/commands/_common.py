@@ -56,9 +56,45 @@ def add_run_dir(parser) -> None:
     parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a run directory written by mser run")
 
 
-def run_files(folder) -> list:
-    """Every file of the run directory ``folder`` (none if it is no folder): inputs no output may overwrite."""
+def run_inputs(folder) -> list:
+    """What a command that reads the run in ``folder`` must never overwrite: every file of the run directory, the
+    saved extractors its ``inputs.json`` records (their JSON, npz and safetensors files) and its data file."""
+    import json
     from pathlib import Path
 
     folder = Path(folder)
-    return [p for p in folder.glob("**/*") if p.is_file()] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("**/*") if p.is_file()]
+    for name, pick in (("inputs.json", lambda d: [r.get("path") for r in d.get("extractors", {}).values()]),
+                       ("config.json", lambda d: [d.get("data", {}).get("path")])):
+        try:
+            paths = [Path(str(x)) for x in pick(json.loads((folder / name).read_text(encoding="utf-8"))) if x]
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+        found += [q for x in paths for q in (x, x.with_suffix(".npz"), x.with_suffix(".safetensors")) if q.is_file()]
+    return found
+
+
+def check_outputs(outputs: dict, *, force: bool, inputs: list) -> None:
+    """Check every output path (``{option: path}``, None for one not asked for) before any work: writable without
+    ``force`` only if new, never an input, never inside a run directory, and no two the same. Raises
+    :class:`~data_utils.fileio.OutputPathError` / ``OutputExistsError`` naming the option and the path."""
+    from pathlib import Path
+
+    from data_utils.fileio import check_output_path
+    from model_utils.rundir import run_directory_of
+
+    seen: dict = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        inside = run_directory_of(Path(path).parent)
+        if inside is not None:
+            raise OutputPathError(f"{option} {path} is inside the run directory {inside}, which holds only what mser "
+                                  "run writes; choose a path outside it")
+        key = Path(path).absolute()
+        if key in seen:
+            raise OutputPathError(f"{option} and {seen[key]} are the same file ({path}); give each its own path")
+        seen[key] = option
+        check_output_path(path, overwrite=force, option=option, inputs=inputs)

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import add_run_dir, handles_data_errors, run_files
+from ._common import add_run_dir, check_outputs, handles_data_errors, run_inputs
 
 FORMATS = ("csv", "json")
 
@@ -29,21 +29,25 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, metavar="PATH", help="where to write the table (default: stdout)")
     parser.add_argument("--format", choices=FORMATS, default="csv", help="csv (default) or json (JSON lines)")
     parser.add_argument("--seed", type=int, metavar="N", help="only seed N's model (default: every seed, averaged)")
+    parser.add_argument("--extractor", type=Path, metavar="JSON",
+                        help="the run's saved text extractor, where it has moved (its SHA-256 must be the one the run "
+                             "recorded; default: where it was, or beside the run as it was)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.set_defaults(func=_predict)
 
 
 @handles_data_errors
 def _predict(args) -> int:
-    from data_utils.fileio import check_output_path, frame_csv, write_text
+    from data_utils.fileio import frame_csv, write_text
 
     source = args.transcripts if args.transcripts is not None else args.data
-    if args.out is not None:  # before anything is read: never onto an input, never over a file without --force
-        check_output_path(args.out, overwrite=args.force, option="--out", inputs=[source, *run_files(args.run)])
+    # before anything is read: never onto an input, never over a file without --force, never into a run directory
+    check_outputs({"--out": args.out}, force=args.force,
+                  inputs=[source, *run_inputs(args.run), *([args.extractor] if args.extractor else [])])
     from model_utils.trained import load_run
 
     run = load_run(args.run)
-    table = run.predict(args.data, transcripts=args.transcripts, seed=args.seed)
+    table = run.predict(args.data, transcripts=args.transcripts, seed=args.seed, extractor=args.extractor)
     scores = table.attrs.get("metrics")
     text = frame_csv(table) if args.format == "csv" else "".join(
         json.dumps(row, ensure_ascii=False) + "\n" for row in table.to_dict(orient="records"))
@@ -62,9 +66,16 @@ def _report(run, source: Path, table, scores) -> None:
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if run.inputs.data.get("synthetic"):
         say(f"note: {SYNTHETIC_WARNING}: the run {run.folder} was trained on the built-in synthetic data")
-    seeds = run.seeds if len(run.seeds) > 1 else run.seeds[0]
-    say(f"labelled {len(table)} utterances of {table['dialogue_id'].nunique()} dialogues from {source} with "
-        f"{run.experiment.name} ({run.folder}; seed(s) {seeds}; data {run.inputs.data.get('name', '?')})")
+    seeds = table.attrs["seeds"]
+    models = f"seed {seeds[0]}'s model" if len(seeds) == 1 else f"the ensemble of seeds {', '.join(map(str, seeds))}"
+    say(f"labelled {_count(len(table), 'utterance')} of {_count(table['dialogue_id'].nunique(), 'dialogue')} from "
+        f"{source} with {run.experiment.name} ({run.folder}: {models}; trained on {run.inputs.data.get('name', '?')})")
     if scores is not None:
-        say(f"scored {scores['n']} labelled utterances: " + ", ".join(
+        seen = table.attrs.get("seen_dialogues", 0)
+        caveat = f" ({_count(seen, 'dialogue')} the run trained on: not held out)" if seen else ""
+        say(f"scored {_count(scores['n'], 'labelled utterance')}{caveat}: " + ", ".join(
             f"{m} {scores[m]:.4f}" for m in ("accuracy", "macro_f1", "weighted_f1", "uar")))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

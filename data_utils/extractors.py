@@ -378,8 +378,9 @@ def _opensmile(source: str, meta: dict, arrays: dict, weights, common: dict) -> 
 # --------------------------------------------------------------------------------------------------- prediction
 
 def prediction_corpus(transcripts_path, extractor: Extractor | str | Path) -> Corpus:
-    """A text-only corpus of a transcripts CSV for prediction, embedded by a saved text extractor (an
-    :class:`Extractor`, or a path for :func:`load_extractor`).
+    """A text-only corpus of a transcripts CSV for prediction (or of its corpus, read already with
+    ``labelled=False``), embedded by a saved text extractor (an :class:`Extractor`, or a path for
+    :func:`load_extractor`).
 
     The CSV is read with ``read_transcripts(path, labelled=False)``: ``dialogue_id, turn, text`` are required;
     ``speaker``, ``label``, ``split``, ``utterance_id`` and ``session`` are optional, and every dialogue is in the
@@ -393,7 +394,8 @@ def prediction_corpus(transcripts_path, extractor: Extractor | str | Path) -> Co
     if extractor.modality != "text":
         raise ValueError(f"{extractor.path}: a {extractor.kind} extractor embeds {extractor.modality}, not "
                          "transcripts; give a text extractor")
-    corpus = read_transcripts(transcripts_path, labelled=False)
+    corpus = transcripts_path if isinstance(transcripts_path, Corpus) else \
+        read_transcripts(transcripts_path, labelled=False)
     order = list(corpus.dialogues)
     flat = extractor.transform([s for did in order for s in corpus.dialogues[did].sentences])
     bounds = np.cumsum([len(corpus.dialogues[did]) for did in order])[:-1]

@@ -75,10 +75,25 @@ def read_transcripts(path, *, labelled: bool = True) -> Corpus:
     ``labelled=False``: a CSV to predict (see the module docstring): ``speaker``, ``label`` and ``split`` are
     optional and every dialogue is in the test split. Raises ``FileNotFoundError`` (no such file) or
     :class:`TranscriptFormatError` (one line naming the file, the line, the dialogue and the column)."""
-    path = Path(path)
-    source = str(path)
-    data = read_input(path, "transcripts file", Limits.from_env(), missing="give the path of a CSV file",
+    return parse_transcripts(transcripts_bytes(path), str(path), labelled=labelled)[0]
+
+
+def row_order(path, *, labelled: bool = True) -> list[str]:
+    """The utterance ids of a transcripts CSV in the order of its rows (:func:`read_transcripts` orders dialogues by
+    id): how a prediction puts its rows back in the input's order. Reads and checks the file as
+    :func:`read_transcripts` does."""
+    return parse_transcripts(transcripts_bytes(path), str(path), labelled=labelled)[1]
+
+
+def transcripts_bytes(path) -> bytes:
+    """The bytes of the transcripts file ``path``, read within the loader's limits (one-line errors)."""
+    return read_input(Path(path), "transcripts file", Limits.from_env(), missing="give the path of a CSV file",
                       expected="a CSV file")
+
+
+def parse_transcripts(data: bytes, source: str, *, labelled: bool = True) -> tuple[Corpus, list[str]]:
+    """:func:`read_transcripts` of a CSV's bytes (``source`` names them in every error: a file, or ``<DataFrame>``),
+    and the utterance ids in the order of its rows."""
     rows = _read_rows(data, source, labelled)
     by_dialogue = _group_dialogues(rows, source)
     if labelled:
@@ -96,24 +111,32 @@ def read_transcripts(path, *, labelled: bool = True) -> Corpus:
                       sentences=tuple(r.text for r in turns), features={})
         for did, turns in sorted(by_dialogue.items())
     }
-    description = f"transcripts from {path.name}"
+    description = f"transcripts from {Path(source).name}"
     if not labelled:
         missing = [c for c in ("speaker", "label") if all(getattr(r, c) is None for r in rows)]
         description += f" (to predict: every dialogue in test{''.join(f'; no {c} column' for c in missing)})"
-    return Corpus(dialogues=dialogues, splits=splits, label_names=label_names, source=source,
-                  description=description, modalities=(), sessions={did: s for did, s in sessions.items() if s})
+    corpus = Corpus(dialogues=dialogues, splits=splits, label_names=label_names, source=source,
+                    description=description, modalities=(), sessions={did: s for did, s in sessions.items() if s})
+    return corpus, [utterance_ids[r.line] for r in sorted(rows, key=lambda r: r.line)]
 
 
-def row_order(path, *, labelled: bool = True) -> list[str]:
-    """The utterance ids of a transcripts CSV in the order of its rows (:func:`read_transcripts` orders dialogues by
-    id): how a prediction puts its rows back in the input's order. Reads and checks the file as
-    :func:`read_transcripts` does."""
-    path = Path(path)
-    data = read_input(path, "transcripts file", Limits.from_env(), missing="give the path of a CSV file",
-                      expected="a CSV file")
-    rows = _read_rows(data, str(path), labelled)
-    ids = _utterance_ids(_group_dialogues(rows, str(path)), str(path))
-    return [ids[r.line] for r in sorted(rows, key=lambda r: r.line)]
+def frame_bytes(frame) -> bytes:
+    """A pandas DataFrame with a transcripts CSV's columns as that CSV's bytes, for :func:`parse_transcripts`:
+    written as it is (no spreadsheet guard: nothing but this reader sees it); whole-number float columns (a turn
+    column that held a NaN somewhere) as integers."""
+    import csv
+
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind == "f" and values.notna().all() and (values == values.round()).all():
+            frame[column] = values.astype("int64")
+    frame = frame.astype(object).where(frame.notna(), "")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([str(c) for c in frame.columns])
+    writer.writerows(frame.itertuples(index=False, name=None))
+    return buffer.getvalue().encode("utf-8")
 
 
 # --------------------------------------------------------------------------------------------------- rows

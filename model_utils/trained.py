@@ -33,6 +33,7 @@ from data_utils.labels import LabelScheme
 from . import metrics
 from .config import Experiment
 from .predictions import utterance_table
+from .results import RunFormatError
 from .rundir import CONFIG, INPUTS, contents, is_run_config
 from .run.inputs import PLAIN_FOLD, RunInputs, read_inputs
 
@@ -81,25 +82,41 @@ class TrainedRun:
 
     @functools.lru_cache(maxsize=None)
     def model(self, seed: int, fold: str = PLAIN_FOLD):
-        """Seed ``seed``'s model of ``fold``, loaded once (``keras.saving.load_model``)."""
+        """Seed ``seed``'s model of ``fold``, loaded once (``keras.saving.load_model``); ``RunFormatError`` naming
+        the file when it is no model Keras can load."""
         import keras
 
-        return keras.saving.load_model(self.models[seed][fold], compile=False)
+        path = self.models[seed][fold]
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except Exception as e:  # noqa: BLE001 — Keras raises many kinds for a damaged archive
+            raise RunFormatError(f"{path}: not a Keras model this suite saved ({type(e).__name__}: "
+                                 f"{' '.join(str(e).split())[:200]})") from None
 
     # -- inputs ---------------------------------------------------------------------------------------------
-    def dataset(self, data: str | Path | Corpus | None = None, *, transcripts: str | Path | None = None
+    def dataset(self, data: str | Path | Corpus | None = None, *, transcripts=None, extractor: str | Path | None = None
                 ) -> ERCDataset:
         """New dialogues as the run's models take them before standardisation: a features file or a Corpus
-        (``data``), or a transcripts CSV embedded by the run's saved text extractor (``transcripts``); only the
-        run's modalities, widths checked, labels under the run's scheme, speakers as the run numbers them.
-        Raises ``ValueError`` (one line: a width or modality that differs from the run's, no saved extractor)."""
+        (``data``), or transcripts (a CSV's path, a DataFrame with its columns, or the corpus
+        ``read_transcripts(..., labelled=False)`` made) embedded by the run's saved text extractor (found where it
+        was, beside the run as it moved with it, or at ``extractor``; its SHA-256 checked); only the run's
+        modalities, widths checked, labels under the run's scheme, speakers as the run numbers them. Raises
+        ``ValueError`` (one line: a width or modality that differs from the run's, no saved extractor); warns
+        (``DataWarning``) when features were made by another extractor than the run's, or when the dialogues
+        include some the run trained on."""
         if (data is None) == (transcripts is None):
             raise ValueError("give the new dialogues as data (a features file) or as transcripts (a CSV), one of them")
         if transcripts is not None:
-            corpus = self._embedded(transcripts)
+            corpus = self._embedded(transcripts, extractor)
         else:
             corpus = data if isinstance(data, Corpus) else load_corpus(str(data))
+            self._check_extractors(corpus)
         self._check_features(corpus)
+        seen = sorted(set(corpus.dialogues) & set(self.inputs.seen_dialogues))
+        if seen:
+            warnings.warn(f"{corpus.source}: {len(seen)} of these {len(corpus.dialogues)} dialogues ({seen[0]}, …) "
+                          "are dialogues the run trained or selected its epochs on: their scores are not held-out "
+                          "scores", DataWarning, stacklevel=2)
         ds = from_corpus(corpus, scheme=self._scheme_for(corpus))
         ds = dataclasses.replace(ds, features={m: ds.features[m] for m in self.inputs.modalities})
         if self.inputs.speaker_input == "speaker":  # indices into the training corpus's speakers, not these
@@ -108,19 +125,44 @@ class TrainedRun:
             ds = dataclasses.replace(ds, speakers=remap[ds.speakers])
         return ds
 
-    def _embedded(self, transcripts) -> Corpus:
+    def _embedded(self, transcripts, extractor: str | Path | None) -> Corpus:
         from data_utils.extractors import load_extractor, prediction_corpus
 
         record = self.inputs.extractors.get("text")
         if set(self.inputs.modalities) != {"text"} or record is None:
             used = ", ".join(self.inputs.modalities)
             why = "uses " + used if set(self.inputs.modalities) != {"text"} else \
+                "was trained on the built-in synthetic features, which no extractor made" if self.inputs.data.get(
+                    "synthetic") and not record else \
                 "was trained on text features without a saved extractor (built elsewhere, or before extractors " \
                 "were saved: rebuild them with `mser features text ... --force` and rerun)"
-            raise ValueError(f"{self.folder}: a transcripts CSV gives text only, and this run {why}; build the new "
+            raise ValueError(f"{self.folder}: transcripts give text only, and this run {why}; build the new "
                              "dialogues' features as the run's were and pass them as data (--data)")
-        extractor = load_extractor(record["path"], sha256=record["sha256"], recorded_in=str(self.folder / INPUTS))
-        return prediction_corpus(transcripts, extractor)
+        path = self._extractor_path(record, extractor)
+        embedder = load_extractor(path, sha256=record["sha256"], recorded_in=str(self.folder / INPUTS))
+        corpus = transcripts if isinstance(transcripts, Corpus) else read_for_prediction(transcripts)[0]
+        return prediction_corpus(corpus, embedder)
+
+    def _extractor_path(self, record: dict, given: str | Path | None) -> Path:
+        """The run's text extractor: ``given``, else where it was when the run trained, else beside the run as it
+        was then (run and features moved together)."""
+        if given is not None:
+            return Path(given)
+        for path in (Path(record["path"]), self.folder / record.get("relative", "")):
+            if path.is_file():
+                return path
+        raise FileNotFoundError(f"{self.folder}: the run's text extractor {record['path']} is not found (nor beside "
+                                "the run, where it was); give its path (--extractor), SHA-256 "
+                                f"{record['sha256'][:16]}…")
+
+    def _check_extractors(self, corpus: Corpus) -> None:
+        for m, record in self.inputs.extractors.items():
+            made = getattr(corpus, "extractors", {}).get(m)
+            if made is None or made["sha256"] != record["sha256"]:
+                warnings.warn(f"{corpus.source}: its {m} features were made by "
+                              f"{'another extractor' if made else 'no saved extractor'} than the run's "
+                              f"({record['path']}): the models expect features made the same way, so the labels "
+                              "may be off", DataWarning, stacklevel=3)
 
     def _check_features(self, corpus: Corpus) -> None:
         first = next(iter(corpus.dialogues.values()), None)
@@ -179,30 +221,28 @@ class TrainedRun:
         return (total / max(count, 1)).astype(np.float32)
 
     def predict(self, data: str | Path | Corpus | None = None, *,
-                transcripts: str | Path | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
-        """One row per utterance of the new dialogues, in the input's order (a CSV's rows; a features file's
-        dialogues): ``dialogue_id``, ``utterance_id``, ``turn``, ``speaker``, ``text`` where known, ``predicted``
-        and ``p_<class>`` per class (:mod:`model_utils.predictions`). ``transcripts`` may be a DataFrame with the
-        CSV's columns (read through the same checks). ``table.attrs["metrics"]`` holds
-        :func:`model_utils.metrics.evaluate` of the labelled utterances, if any (else None)."""
-        if isinstance(transcripts, pd.DataFrame):
-            import tempfile
-
-            from data_utils.fileio import frame_csv, write_text
-
-            with tempfile.TemporaryDirectory(prefix="mser-predict-") as folder:
-                path = write_text(Path(folder) / "transcripts.csv", frame_csv(transcripts))
-                return self.predict(data, transcripts=path, seed=seed)
-        ds = self.dataset(data, transcripts=transcripts)
+                transcripts: str | Path | pd.DataFrame | None = None, seed: int | None = None,
+                extractor: str | Path | None = None) -> pd.DataFrame:
+        """One row per utterance of the new dialogues, in the input's order (a CSV's or DataFrame's rows; a features
+        file's dialogues): ``dialogue_id``, ``utterance_id``, ``turn``, ``speaker``, ``text`` where known, ``label``
+        where the input has labels (the class under the run's scheme, '' where not scored), ``predicted`` and
+        ``p_<class>`` per class (:mod:`model_utils.predictions`). ``table.attrs``: ``metrics``
+        (:func:`model_utils.metrics.evaluate` of the labelled utterances, or None), ``seeds`` (whose models
+        answered) and ``seen_dialogues`` (how many of the dialogues the run trained on)."""
+        order = None
+        if transcripts is not None and not isinstance(transcripts, Corpus):
+            transcripts, order = read_for_prediction(transcripts)
+        ds = self.dataset(data, transcripts=transcripts, extractor=extractor)
         probabilities = self.posteriors(ds, seed=seed)
-        table = utterance_table(ds, probabilities, text=any(any(s) for s in ds.sentences))
-        if transcripts is not None:
-            from data_utils.transcripts import row_order
-
-            order = {uid: i for i, uid in enumerate(row_order(transcripts, labelled=False))}
-            table = table.iloc[np.argsort([order[u] for u in table["utterance_id"]], kind="stable")]
+        labelled = bool(ds.mask.any())
+        table = utterance_table(ds, probabilities, text=any(any(s) for s in ds.sentences), label=labelled)
+        if order is not None:
+            position = {uid: i for i, uid in enumerate(order)}
+            table = table.iloc[np.argsort([position[u] for u in table["utterance_id"]], kind="stable")]
             table = table.reset_index(drop=True)
         table.attrs["metrics"] = self.score(ds, probabilities)
+        table.attrs["seeds"] = self.seeds if seed is None else [seed]
+        table.attrs["seen_dialogues"] = len(set(ds.dialogue_ids) & set(self.inputs.seen_dialogues))
         return table
 
     def score(self, ds: ERCDataset, probabilities: np.ndarray) -> dict | None:
@@ -213,3 +253,13 @@ class TrainedRun:
         predicted = np.where(ds.mask, metrics.predict_classes(probabilities), -1)
         return metrics.evaluate(ds.labels, predicted, ds.mask, self.class_names)
 
+
+
+def read_for_prediction(transcripts) -> tuple[Corpus, list[str]]:
+    """Transcripts to label (a CSV's path, or a DataFrame with its columns, named ``<DataFrame>`` in errors) read
+    with ``labelled=False``, and their utterance ids in the order of the rows."""
+    from data_utils.transcripts import frame_bytes, parse_transcripts, transcripts_bytes
+
+    if isinstance(transcripts, pd.DataFrame):
+        return parse_transcripts(frame_bytes(transcripts), "<DataFrame>", labelled=False)
+    return parse_transcripts(transcripts_bytes(transcripts), str(transcripts), labelled=False)

@@ -182,3 +182,79 @@ def test_real_transcripts_features_run_and_predict_agree_with_the_runs_own_poste
     want = np.array([average[row[d], t] for d, t in zip(table["dialogue_id"], table["turn"])])
     assert mask.sum() == summary["utterances_scored"] == 1623
     assert np.abs(got - want).max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------- what a new user broke
+
+@pytest.fixture(scope="module")
+def text_features_run(tmp_path_factory):
+    """text-bilstm (1 seed, 1 epoch) on TF-IDF features of synthetic-small's transcripts, with their extractor."""
+    from data_utils.dataset import load_corpus
+    from data_utils.text_features import write_text_features
+    from data_utils.transcripts import write_transcripts
+
+    root = tmp_path_factory.mktemp("text")
+    transcripts = write_transcripts(load_corpus(SMALL), root / "t.csv")
+    write_text_features(transcripts, root / "feats" / "text.pkl", synthetic=True)
+    out = root / "runs" / "tb"
+    run_experiment("text-bilstm", str(root / "feats" / "text.pkl"), seeds=[0], epochs=1, out=out, verbose=0)
+    return root, out
+
+
+def test_no_output_lands_on_a_runs_extractor_or_data_or_inside_a_run(text_features_run, tmp_path, capsys):
+    root, out = text_features_run
+    conversation = tmp_path / "c.csv"
+    conversation.write_text("dialogue_id,turn,text\nd1,0,hello there\nd1,1,how are you\n")
+    extractor = next((root / "feats").glob("*.text-extractor.json"))
+    before = extractor.read_bytes()
+    for target, what in ((extractor, "input"), (root / "feats" / "text.pkl", "input"),
+                         (out / "seed_0" / "x.csv", "inside the run directory"),
+                         (out / "new.csv", "inside the run directory")):
+        assert main(["predict", str(out), "--transcripts", str(conversation), "--out", str(target), "--force"]) == 1
+        _one_error(capsys.readouterr().err, what)
+    assert extractor.read_bytes() == before and not (out / "new.csv").exists()
+    assert main(["robustness", str(out), "--conditions", "no-text", "--out", str(root / "feats" / "text.pkl"),
+                 "--force"]) == 1
+    _one_error(capsys.readouterr().err, "input")
+    same = tmp_path / "same.png"
+    assert main(["robustness", str(out), "--out", str(same), "--figure", str(same)]) == 1
+    _one_error(capsys.readouterr().err, "--figure and --out are the same file")  # before any work
+    assert not same.exists()
+
+
+def test_transcripts_as_a_dataframe_keep_their_text_and_name_themselves_in_errors(text_features_run):
+    _, out = text_features_run
+    frame = pd.DataFrame({"dialogue_id": ["d1", "d1", "d2"], "turn": [0.0, 1.0, 0.0],  # floats, as after a NaN
+                          "text": ["=1+2 happy", "-great day!", "fine"]})
+    table = load_run(out).predict(transcripts=frame)
+    assert list(table["text"]) == ["=1+2 happy", "-great day!", "fine"]  # nothing prefixed in memory
+    from data_utils.corpus import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"^<DataFrame>: line 3"):
+        load_run(out).predict(transcripts=frame.assign(text=["a", "", "b"]))
+
+
+def test_a_moved_run_finds_its_extractor_beside_it_or_where_it_is_told(text_features_run, tmp_path):
+    import shutil
+
+    root, out = text_features_run
+    moved = tmp_path / "moved"
+    shutil.copytree(root / "feats", moved / "feats")
+    shutil.copytree(out, moved / "runs" / "tb")
+    frame = pd.DataFrame({"dialogue_id": ["d1"], "turn": [0], "text": ["hello"]})
+    here = load_run(moved / "runs" / "tb")
+    here.inputs.extractors["text"]["path"] = str(tmp_path / "gone.json")  # as if the original folder were gone
+    assert len(here.predict(transcripts=frame)) == 1  # found beside the run, by its relative path
+    (moved / "feats").rename(tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="--extractor"):
+        here.predict(transcripts=frame)
+    given = next((tmp_path / "elsewhere").glob("*.text-extractor.json"))
+    assert len(here.predict(transcripts=frame, extractor=given)) == 1
+
+
+def test_features_of_another_extractor_and_the_runs_own_dialogues_are_warned_about(text_features_run):
+    root, out = text_features_run
+    with pytest.warns(UserWarning, match="trained or selected its epochs on"):
+        load_run(out).predict(root / "feats" / "text.pkl")
+    with pytest.warns(UserWarning, match="made by no saved extractor than the run's"):
+        load_run(out).predict(SMALL)  # synthetic features of the same width, made by no extractor

@@ -13,9 +13,10 @@ cross-validation fold is its held-out session. :func:`read_inputs` checks both a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -43,7 +44,8 @@ class RunInputs:
     speaker_names: tuple[str, ...]  # the training corpus's, for speaker_input 'speaker'
     standardizers: Mapping[str, Standardizer | None]  # by fold
     data: Mapping
-    extractors: Mapping[str, Mapping[str, str]]  # modality -> {"path", "sha256"}
+    extractors: Mapping[str, Mapping[str, str]]  # modality -> {"path", "sha256", "relative"}
+    seen_dialogues: tuple[str, ...] = ()  # what the models trained or selected their epochs on (every fold's)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -55,9 +57,10 @@ def fold_name(session: str) -> str:
 
 
 def inputs_document(experiment, ds: ERCDataset, data: Mapping, standardizers: Mapping[str, Standardizer | None],
-                    speaker_input: str | None) -> tuple[dict, dict[str, np.ndarray]]:
+                    speaker_input: str | None, seen: Iterable[str] = ()) -> tuple[dict, dict[str, np.ndarray]]:
     """The ``inputs.json`` document and the ``standardization.npz`` arrays of a run of ``experiment`` on ``ds``
-    (the whole dataset, unstandardised), its ``data`` record and the standardizer of each fold (by session)."""
+    (the whole dataset, unstandardised), its ``data`` record, the standardizer of each fold (by session) and the
+    dialogues its models trained or selected their epochs on (``seen``)."""
     arrays = {}
     for session, stats in standardizers.items():
         for m in experiment.modalities if stats is not None else ():
@@ -78,14 +81,19 @@ def inputs_document(experiment, ds: ERCDataset, data: Mapping, standardizers: Ma
         "data": dict(data),
         "extractors": {m: dict(r) for m, r in sorted(getattr(ds, "extractors", {}).items())
                        if m in experiment.modalities},
+        "seen_dialogues": sorted(seen),
     }
     return document, arrays
 
 
 def write_inputs(out: Path, document: dict, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``standardization.npz`` then ``inputs.json`` into the run directory ``out``, each atomically."""
+    """Write ``standardization.npz`` then ``inputs.json`` into the run directory ``out``, each atomically; each
+    extractor is recorded by its absolute path and, for a run moved together with its features, by its path
+    relative to ``out`` (``relative``)."""
     with atomic_path(Path(out) / STANDARDIZATION, overwrite=True, suffix=".npz") as part:
         np.savez(part, **arrays)
+    document = {**document, "extractors": {m: {**r, "relative": os.path.relpath(r["path"], Path(out).absolute())}
+                                           for m, r in document.get("extractors", {}).items()}}
     write_json(Path(out) / INPUTS, document, overwrite=True)
 
 
@@ -128,7 +136,8 @@ def read_inputs(out: str | Path) -> RunInputs:
         raise RunFormatError(f"{path}: field 'speaker.input' is {speaker.get('input')!r}")
     return RunInputs(str(doc.get("experiment", "")), modalities, widths, scheme, speaker.get("input"),
                      tuple(map(str, speaker.get("names", []))), standardizers, field("data", dict),
-                     {str(m): dict(r) for m, r in field("extractors", dict).items()})
+                     {str(m): dict(r) for m, r in field("extractors", dict).items()},
+                     tuple(map(str, doc.get("seen_dialogues", []))))
 
 
 def _standardizers(path: Path, folds: Mapping, modalities, widths) -> dict[str, Standardizer | None]:

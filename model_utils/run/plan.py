@@ -52,7 +52,8 @@ def resolve_experiments(experiments: Iterable[str | Experiment], overrides=None)
     that is no experiment."""
     exps = [get_experiment(e) if isinstance(e, str) else e for e in experiments]
     names = [e.name for e in exps]
-    if isinstance(overrides, Mapping) and any(k in names or k in EXPERIMENTS for k in overrides):
+    if isinstance(overrides, Mapping) and any(k in names or k in EXPERIMENTS or _per_experiment(v)
+                                              for k, v in overrides.items()):
         stray = sorted(k for k in overrides if k not in names and k not in EXPERIMENTS)
         if stray:
             raise ValueError(f"overrides by experiment name {', '.join(map(repr, stray))}, which is no experiment "
@@ -60,6 +61,13 @@ def resolve_experiments(experiments: Iterable[str | Experiment], overrides=None)
         return [resolve_experiment(e, overrides.get(e.name)) for e in exps]
     split = overrides_by_experiment(exps, overrides)
     return [resolve_experiment(e, split[e.name]) for e in exps]
+
+
+def _per_experiment(value) -> bool:
+    """Whether a value of an overrides mapping is one experiment's overrides (a dict, or ``KEY=VALUE`` strings)
+    rather than a hyperparameter's value (a number, a name, a list of numbers)."""
+    return isinstance(value, Mapping) or (isinstance(value, (list, tuple)) and bool(value) and all(
+        isinstance(v, str) and "=" in v for v in value))
 
 
 def overrides_by_experiment(experiments: Iterable[Experiment], overrides) -> dict[str, dict]:
@@ -189,7 +197,8 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
     identity = experiment.hparams.get("speaker_identity", "party")
     speaker = next((n for n in required_inputs(experiment.arch, experiment.modalities, identity)
                     if n in ("party", "speaker")), None)
-    inputs, statistics = inputs_document(experiment, ds, info, standardizers, speaker)
+    seen = {d for _, (train, valid, _) in folds for d in (*train.dialogue_ids, *valid.dialogue_ids)}
+    inputs, statistics = inputs_document(experiment, ds, info, standardizers, speaker, seen)
     return Plan(experiment, config, folds, scored, document, info, inputs, statistics)
 
 

@@ -8,7 +8,8 @@ or for a cross-validated run each fold's held-out session with that fold's model
   its standardised features set to the training mean (zero) at every utterance (asked for by name, any modality of
   the data: removing one the model does not read changes nothing);
 - ``noise-<m>-<σ>``: Gaussian noise of standard deviation σ (in standardised units) added to the modality at every
-  utterance, drawn once per condition and fold from ``seed`` (the same noise for every model seed: paired).
+  utterance, drawn from ``seed``, the condition's name and the fold (the same noise for every model seed and
+  every run: paired, and the same whichever other conditions are asked for).
 
 The data are rebuilt exactly as the run built them (its file, checked by SHA-256, label scheme, split seed and
 folds, standardised on each fold's training dialogues). Metrics are over the scored utterances, as every report's.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
+import zlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -55,12 +58,12 @@ def parse_condition(name: str, modalities: Sequence[str]) -> tuple[tuple[str, ..
     if name.startswith("noise-"):
         modality, _, sigma = name[6:].rpartition("-")
         try:
-            if modality in modalities and float(sigma) > 0:
+            if modality in modalities and 0 < float(sigma) < math.inf:
                 return (), modality, float(sigma)
         except ValueError:
             pass
     raise ValueError(f"unknown condition {name!r} for data with {', '.join(modalities)}; conditions are intact, "
-                     "no-<modality>[+<modality>] and noise-<modality>-<sigma> (sigma > 0)")
+                     "no-<modality>[+<modality>] and noise-<modality>-<sigma> (a finite sigma > 0)")
 
 
 def run_folds(run: TrainedRun, data: str | Path | ERCDataset | None = None) -> tuple[list, ERCDataset]:
@@ -83,14 +86,19 @@ def run_folds(run: TrainedRun, data: str | Path | ERCDataset | None = None) -> t
                                     "(--data)") from None
     found = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))["sha256"]
     if found != recorded.get("sha256"):
-        raise ValueError(f"{source} is not the data {run.folder} was trained on (SHA-256 {found[:16]}…, the run "
-                         f"recorded {str(recorded.get('sha256'))[:16]}…)")
+        raise ValueError(f"{source} is not the data {run.folder} was trained on (SHA-256 {_short(found)}, the run "
+                         f"recorded {_short(str(recorded.get('sha256')))})")
     kind = run.config.get("evaluation", {}).get("kind", "test-split")
     if kind not in CV_KINDS:
         raise ValueError(f"{run.folder}: unknown evaluation {kind!r}")
     config = TrainConfig(standardize=bool(run.config.get("train_config", {}).get("standardize", True)))
     folds, scored, _, _ = held_out(ds, config, split_seed=int(run.config.get("split_seed", 0)), cv=CV_KINDS[kind])
     return [(session, split[2]) for session, split in folds], scored
+
+
+def _short(digest: str) -> str:
+    """A SHA-256 cut to 16 digits for a message; anything else (``synthetic:<preset>``) whole."""
+    return f"{digest[:16]}…" if len(digest) == 64 else digest
 
 
 def perturbed(test: ERCDataset, removed: Sequence[str], noisy: str | None, sigma: float,
@@ -110,24 +118,31 @@ def perturbed(test: ERCDataset, removed: Sequence[str], noisy: str | None, sigma
 def robustness(run_dir: str | Path, *, conditions: Sequence[str] | None = None, sigmas: Iterable[float] = SIGMAS,
                seed: int = 0, data: str | Path | ERCDataset | None = None, keep_predictions: bool = False) -> dict:
     """Every seed's model of the run in ``run_dir`` under every condition (default: :func:`condition_names` of its
-    modalities). Returns ``{"run", "experiment", "data", "evaluation", "seeds", "noise_seed", "conditions": [{
+    modalities). Returns ``{"run", "experiment", "data", "evaluation", "seeds", "noise_seed", "epochs_cap" (the run's
+    epoch cap when it is not its experiment's own, else None), "conditions": [{
     "condition", "accuracy"|"macro_f1"|"weighted_f1"|"uar": {"mean", "std", "per_seed"}, "delta_macro_f1"}]}``,
     ``delta_macro_f1`` being the condition's mean macro-F1 minus ``intact``'s. With ``keep_predictions`` (for
     :func:`degradation_test`; not JSON) each condition also holds ``predictions`` ((N, T) per seed, -1 where not
     scored) and the result ``scored`` (the scored set's ``labels``, ``mask`` and ``dialogue_ids``)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the noise seed is a whole number 0 or more, got {seed!r}")
     run = load_run(run_dir)
-    names = list(conditions) if conditions is not None else condition_names(run.inputs.modalities, sigmas)
+    names = list(dict.fromkeys(conditions)) if conditions is not None else condition_names(run.inputs.modalities,
+                                                                                           sigmas)
+    if conditions is not None and not names:
+        raise ValueError("no condition asked for; leave the conditions out for all of them")
     if "intact" not in names:
         names = ["intact", *names]
     folds, scored = run_folds(run, data)
     parsed = {n: parse_condition(n, scored.modalities) for n in names}
     row = {d: i for i, d in enumerate(scored.dialogue_ids)}
     rows = []
-    for c, name in enumerate(names):
+    for name in names:
         removed, noisy, sigma = parsed[name]
+        stream = zlib.crc32(name.encode())  # the noise of a condition is its own, wherever it sits in the list
         per_seed = {s: np.zeros(scored.labels.shape + (len(run.class_names),), np.float32) for s in run.seeds}
         for f, (session, test) in enumerate(folds):
-            probe = perturbed(test, removed, noisy, sigma, np.random.default_rng([seed, c, f]))
+            probe = perturbed(test, removed, noisy, sigma, np.random.default_rng([seed, stream, f]))
             for s in run.seeds:
                 per_seed[s][[row[d] for d in test.dialogue_ids]] = run.posteriors(probe, seed=s,
                                                                                   folds=[fold_name(session)])
@@ -140,11 +155,17 @@ def robustness(run_dir: str | Path, *, conditions: Sequence[str] | None = None, 
         r["delta_macro_f1"] = r["macro_f1"]["mean"] - intact
     result = {"run": str(run.folder), "experiment": run.experiment.name, "data": dict(run.inputs.data),
               "evaluation": run.config.get("evaluation", {}).get("kind", "test-split"), "seeds": run.seeds,
-              "noise_seed": seed, "conditions": rows}
+              "noise_seed": seed, "epochs_cap": _epochs_cap(run.config), "conditions": rows}
     if keep_predictions:
         result["scored"] = {"labels": scored.labels, "mask": scored.mask, "dialogue_ids": scored.dialogue_ids,
                             "class_names": scored.class_names}
     return result
+
+
+def _epochs_cap(config: dict) -> int | None:
+    """The run's epoch cap when it is not its experiment's own (a smoke run), else None."""
+    return config.get("train_config", {}).get("epochs") if "epochs" in config.get("differs_from_defaults", []) \
+        else None
 
 
 def robustness_frame(results: dict, metric: str = "macro_f1") -> pd.DataFrame:

@@ -84,7 +84,7 @@ def test_mser_robustness_writes_the_documented_json_and_a_figure(multimodal_run,
     assert main(["robustness", str(multimodal_run), "--out", str(out), "--figure", str(figure)]) == 0
     table = capsys.readouterr().out
     result = json.loads(out.read_text())
-    assert set(result) == {"run", "experiment", "data", "evaluation", "seeds", "noise_seed", "conditions"}
+    assert set(result) == {"run", "experiment", "data", "evaluation", "seeds", "noise_seed", "epochs_cap", "conditions"}
     names = [c["condition"] for c in result["conditions"]]
     assert names[:7] == ["intact", "no-text", "no-audio", "no-visual", "no-text+audio", "no-text+visual",
                          "no-audio+visual"]
@@ -113,3 +113,15 @@ def test_cross_attention_comes_from_the_trained_layers_one_row_per_text_utteranc
     assert "SYNTHETIC" in fig._suptitle.get_text() and "text of utterance" in fig.axes[0].get_ylabel()
     with pytest.raises(ValueError, match="has no attention layer 'text_to_audio'"):
         cross_attention(text_run)
+
+
+def test_a_conditions_noise_is_its_own_wherever_it_is_asked_and_must_be_finite(text_run):
+    alone = robustness(text_run, conditions=["noise-text-1"])
+    after = robustness(text_run, conditions=["no-text", "noise-text-1", "noise-text-1"])
+    assert _per_seed(alone, "noise-text-1") == _per_seed(after, "noise-text-1")
+    assert [c["condition"] for c in after["conditions"]] == ["intact", "no-text", "noise-text-1"]  # once each
+    for bad in ("noise-text-inf", "noise-text-1e400", "noise-text-nan", "noise-text-0"):
+        with pytest.raises(ValueError, match="a finite sigma > 0"):
+            robustness(text_run, conditions=[bad])
+    with pytest.raises(ValueError, match="no condition asked for"):
+        robustness(text_run, conditions=[])

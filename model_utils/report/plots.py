@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -49,7 +50,8 @@ def plot_confusion(result: RunResult, *, save_dir: str | Path | None = None):
                     xticklabels=names, yticklabels=names, vmin=0, vmax=1 if normalize else None)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title("row-normalised (recall)" if normalize else f"counts, summed over {len(result.seeds)} seeds")
+        seeds = f"{len(result.seeds)} seed{'s' if len(result.seeds) != 1 else ''}"
+        ax.set_title("row-normalised (recall)" if normalize else f"counts, summed over {seeds}")
     fig.suptitle(f"{result.experiment.name} — {data_tag(result)}, {result.data['label_scheme']}")
     fig.tight_layout()
     save_figure(fig, save_dir, "confusion", result.experiment.name)
@@ -71,6 +73,8 @@ def plot_history(result: RunResult, *, save_dir: str | Path | None = None):
             loss_ax.plot(epochs, [h["val_loss"] for h in history], color=colour, ls="--")
         f1_ax.plot(epochs, [h["val_macro_f1"] for h in history], color=colour, label=label)
         f1_ax.axvline(best, color=colour, lw=0.6, ls=":")
+    for ax in (loss_ax, f1_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set(title="loss (CE over real utterances): training —, validation --", xlabel="epoch", ylabel="loss")
     f1_ax.set(title="validation macro-F1 (dotted: the best epoch)", xlabel="epoch", ylabel="macro-F1")
     if curves:
@@ -109,7 +113,8 @@ def plot_seeds(results: Mapping[str, RunResult], metric: str = "macro_f1", *, ti
                save_dir: str | Path | None = None, name: str = "seeds"):
     """Every seed's ``metric`` per experiment (dots) with the mean ± std (bar): how far one run can land."""
     runs = list(results.values())
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(runs) + 2), 3.8))
+    longest = max((len(r.experiment.name) for r in runs), default=0)  # rotated labels below the axis need room
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(runs) + 2), 3.8 + 0.05 * longest))
     for i, r in enumerate(runs):
         values = np.array([s.metrics[metric] for s in r.seeds])
         std = seed_std(values)
@@ -140,6 +145,8 @@ def plot_robustness(results, metric: str = "macro_f1", *, title: str = "", save_
     ax.set(xlabel="condition at test time", ylabel=f"test {METRIC_LABELS.get(metric, metric)}")
     ax.legend(fontsize=8)
     data = "; ".join(dict.fromkeys(data_name(r["data"]) for r in results))
+    caps = sorted({r["epochs_cap"] for r in results if r.get("epochs_cap")})
+    data += f"; epochs capped at {', '.join(map(str, caps))}" if caps else ""
     ax.set_title(f"{title or 'missing and noisy modalities'} — {data}")
     fig.tight_layout()
     save_figure(fig, save_dir, name)
@@ -164,7 +171,7 @@ def plot_attention(results, *, save_dir: str | Path | None = None, name: str = "
             image = ax.imshow(r["layers"][layer], cmap="viridis", vmin=0, aspect="auto")
             fig.colorbar(image, ax=ax, label="attention weight (mean over heads)")
             target = layer.split("_to_")[-1]
-            ax.set(title=f"{r['experiment']} (seed {r['seed']}): {layer.replace('_to_', ' → ')}",
+            ax.set(title=f"{r['experiment']} (seed {r['seed']})\n{layer.replace('_to_', ' → ')}",
                    xlabel=f"{target} of utterance (turn, speaker)", ylabel="text of utterance (turn, speaker)")
             ax.set_xticks(range(0, len(ticks), step), ticks[::step], rotation=90, fontsize=7)
             ax.set_yticks(range(0, len(ticks), step), ticks[::step], fontsize=7)

@@ -1,9 +1,10 @@
 """What an experiment is and how it is trained: :class:`TrainConfig`, :class:`Experiment`, and overrides.
 
-This module imports no deep-learning backend. An :class:`Experiment` is checked against the architecture registry
-(:mod:`model_utils.architectures`, imported on first use) when it is created, so a typo fails at once, not after
-an hour of training. Experiments are frozen and hashable; ``with_overrides`` derives a new one whose name records
-what changed.
+This module imports no deep-learning backend. An :class:`Experiment` is a frozen, hashable record, checked against
+the architecture registry where it is used (:func:`model_utils.registry.check_experiment`, which every runner calls
+before anything is written or trained), so a typo fails at once, not after an hour of training;
+:meth:`Experiment.derive` (``resolve_experiment(exp, overrides)``) derives a new one whose name records what
+changed.
 
 Override syntax, the same for ``mser run --set``, ``run_many(..., overrides=...)`` and the notebooks' parameters:
 ``KEY=VALUE`` where KEY is a hyperparameter of the architecture (``units=32``) or ``train.<field>`` of
@@ -181,7 +182,7 @@ class Experiment:
     :class:`TrainConfig` that differ from the protocol's defaults).
 
     ``group`` and ``family`` say how notebooks and tables group rows (fused runs are compared with the unimodal
-    runs of their family). ``overrides`` records what :meth:`with_overrides` changed relative to ``base`` (the
+    runs of their family). ``overrides`` records what :meth:`derive` changed relative to ``base`` (the
     registered experiment it came from); both are part of ``name``.
 
     Checked where it is used, as scikit-learn checks parameters at ``fit``: creating one checks only its name and

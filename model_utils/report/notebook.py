@@ -98,8 +98,11 @@ def select_experiments(candidates, *, quick_subset=None, limit: int | None = Non
     ``quick_subset`` if given (QUICK mode; names not among the candidates are ignored) and to the first
     ``limit``, then to ``only``.
 
-    A name in ``only`` that is no experiment at all raises (a typo must not silently run nothing).
+    ``only`` is a list of names (one name alone is taken as such a list); a name in it that is no experiment at all
+    raises ``KeyError`` with the closest names (a typo must not silently run nothing).
     """
+    import difflib
+
     from ..experiments import EXPERIMENTS
 
     names = [c if isinstance(c, str) else c.name for c in candidates]
@@ -107,9 +110,13 @@ def select_experiments(candidates, *, quick_subset=None, limit: int | None = Non
         names = [n for n in names if n in set(quick_subset)]
     names = names[:limit]
     if only is not None:
+        only = [only] if isinstance(only, str) else list(only)
         unknown = [n for n in only if n not in EXPERIMENTS]
         if unknown:
-            raise KeyError(f"unknown experiment(s) {unknown}; `mser list` shows them all")
+            close = {n: difflib.get_close_matches(n, list(EXPERIMENTS), n=3) for n in unknown}
+            hints = "; ".join(f"{n!r}: did you mean {', '.join(c)}?" for n, c in close.items() if c)
+            raise KeyError(f"unknown experiment(s) {unknown}{f' ({hints})' if hints else ''}; `mser list` shows them "
+                           "all")
         names = [n for n in names if n in set(only)]
     return names
 

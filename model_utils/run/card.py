@@ -9,6 +9,7 @@ import json
 from data_utils.identity import SYNTHETIC_WARNING
 
 from ..metrics import METRIC_LABELS, METRICS, summarize
+from ..report.text import escape_markdown as md
 from ..results import RunResult
 from .inputs import RunInputs
 
@@ -31,13 +32,14 @@ def model_card(run: RunResult, inputs: RunInputs) -> str:
                  "data_sha256": data.get("sha256", "unknown"), "synthetic": synthetic,
                  "seeds": [s.seed for s in run.seeds], "evaluation": evaluation.get("kind", "test-split")},
     }
-    lines = ["---", *_yaml(front), "---", "", f"# {exp.name}", ""]
+    lines = ["---", *_yaml(front), "---", "", f"# {md(exp.name)}", ""]
     if synthetic:
         lines += [f"> **{SYNTHETIC_WARNING}.** These models were trained and scored on the built-in synthetic data: "
                   "they check the pipeline and are not for any real use.", ""]
-    lines += [f"{exp.description or exp.arch} (architecture `{exp.arch}`), trained once per seed on the "
-              f"{', '.join(exp.modalities)} features of **{name}**, "
-              f"{len(run.seeds)} seed(s): {', '.join(str(s.seed) for s in run.seeds)}.", ""]
+    seeds = ", ".join(str(s.seed) for s in run.seeds)
+    lines += [f"{md(exp.description or exp.arch)} (architecture {md(exp.arch)}), trained once per seed on the "
+              f"{', '.join(map(md, exp.modalities))} features of **{md(name)}**; "
+              f"seed{'s' if len(run.seeds) != 1 else ''} {seeds}.", ""]
     lines += _data(data, inputs) + _protocol(run, evaluation, scored) + _results(run, scored)
     lines += _configuration(config) + _limits(run, evaluation, inputs) + _how_to(inputs)
     return "\n".join(lines) + "\n"
@@ -57,24 +59,26 @@ def _yaml(value, indent: int = 0) -> list[str]:
 
 
 def _data(data: dict, inputs: RunInputs) -> list[str]:
+    digest = str(data.get("sha256", "unknown"))
+    identity = f"the built-in {digest.split(':')[1]} preset" if digest.startswith("synthetic:") else \
+        f"file {md(data.get('file', data.get('path', '?')))}, SHA-256 {md(digest)}"
     lines = ["## Data", "",
-             f"- file: `{data.get('file', data.get('path', '?'))}`, SHA-256 `{data.get('sha256', 'unknown')}`, "
-             f"{data.get('dialogues', '?')} dialogues",
-             f"- label scheme `{inputs.scheme.name}`: {', '.join(inputs.class_names)}",
-             f"- inputs: {', '.join(f'{m} ({w}-d)' for m, w in inputs.widths.items())}, standardised with the "
+             f"- {identity}, {data.get('dialogues', '?')} dialogues",
+             f"- label scheme {md(inputs.scheme.name)}: {', '.join(map(md, inputs.class_names))}",
+             f"- inputs: {', '.join(f'{md(m)} ({w}-d)' for m, w in inputs.widths.items())}, standardised with the "
              "training dialogues' statistics (`standardization.npz`)"
              + (f"; the speaker as `{inputs.speaker_input}`" if inputs.speaker_input else "")]
     for modality, record in inputs.extractors.items():
-        lines.append(f"- {modality} features made by the saved extractor `{record['path']}` (SHA-256 "
-                     f"`{record['sha256']}`): new text is embedded the same way")
+        lines.append(f"- {md(modality)} features made by the saved extractor {md(record['path'])} (SHA-256 "
+                     f"{md(record['sha256'])}): new text is embedded the same way")
     return lines + [""]
 
 
 def _protocol(run: RunResult, evaluation: dict, scored: str) -> list[str]:
     train = run.config.get("train_config", {})
     valid = evaluation.get("validation_dialogues")
-    held = (f"{len(valid)} validation dialogues held out from the training dialogues ({', '.join(valid[:8])}"
-            f"{', …' if len(valid) > 8 else ''})") if valid is not None else \
+    held = (f"{len(valid)} validation dialogues held out from the training dialogues "
+            f"({', '.join(map(md, valid[:8]))}{', …' if len(valid) > 8 else ''})") if valid is not None else \
         "in each fold, validation dialogues held out from that fold's training dialogues"
     return ["## Protocol", "",
             f"Every seed trained with early stopping on validation {train.get('monitor', 'macro_f1')} (patience "
@@ -106,7 +110,7 @@ def _configuration(config: dict) -> list[str]:
 def _limits(run: RunResult, evaluation: dict, inputs: RunInputs) -> list[str]:
     lines = ["## Intended use and limits", "",
              "- For research on emotion recognition in conversation: labelling every utterance of a dialogue with one "
-             f"of {', '.join(inputs.class_names)}. Any other emotion is forced into one of these classes."]
+             f"of {', '.join(map(md, inputs.class_names))}. Any other emotion is forced into one of these classes."]
     if evaluation.get("kind", "test-split") == "test-split":
         lines.append(f"- The scores above come from the {len(run.dialogue_ids)} test dialogues, which no model "
                      "trained or selected its epoch on. Dialogues from other corpora, speakers, languages, "

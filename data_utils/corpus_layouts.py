@@ -11,7 +11,8 @@ from .corpus_types import FIELDS, DataFormatError, brief
 from .labels import IEMOCAP6
 
 MELD7 = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
-EXTRAS_KEYS = ("format", "version", "label_names", "validVid", "sessions", "synthetic", "description", "extractors")
+EXTRAS_KEYS = ("format", "version", "label_names", "validVid", "sessions", "synthetic", "description", "extractors",
+               "metric")
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,8 @@ class Corpus:
     # modality -> {"path": its saved extractor's JSON, "sha256": of that JSON}; see data_utils.extractors. In memory
     # the path is absolute (or as given); in a file, relative to the file (extras.extractors).
     extractors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the metric the corpus is judged by (e.g. 'weighted_f1' for MELD), '' when it does not say: runs default to it
+    metric: str = ""
 
     def __post_init__(self):
         _check_splits(self.source or "<corpus>", set(self.dialogues), self.splits)

@@ -149,7 +149,22 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
         modalities=tuple(present),
         sessions=dict(sessions),
         extractors=extractors,
+        metric=_read_metric(source, extras.get("metric", "")),
     )
+
+
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _read_metric(source: str, value) -> str:
+    """``extras.metric``: the name of the metric the corpus is judged by ('' when absent); which names exist is the
+    runner's to check (model_utils.metrics), so a file can be read without it."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not _METRIC_NAME.fullmatch(value):
+        raise DataFormatError(source, f"must be a metric's name such as 'weighted_f1', got {brief(value)}",
+                              field="extras.metric")
+    return value
 
 
 MAX_EXTRACTOR_PATH = 4096  # characters of extras.extractors.<modality>.path

@@ -48,8 +48,8 @@ class ERCDataset:
     synthetic: bool
     sessions: tuple[str, ...]
     standardized: bool = False
-    # modality -> {"path", "sha256"} of the saved extractor that made its features (data_utils.extractors)
-    extractors: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    extractors: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)  # Corpus.extractors
+    metric: str = ""  # the metric the corpus is judged by, '' when it does not say (Corpus.metric)
 
     # -- shape facts -------------------------------------------------------------------------------------
     @property
@@ -244,6 +244,7 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
         synthetic=corpus.synthetic,
         sessions=tuple(corpus.session(d.id) for d in dialogues),
         extractors={m: dict(r) for m, r in getattr(corpus, "extractors", {}).items()},
+        metric=getattr(corpus, "metric", ""),
     )
 
 

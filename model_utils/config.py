@@ -25,6 +25,10 @@ MODALITIES = ("text", "audio", "visual")  # data_utils.corpus.MODALITIES: what a
 
 SELECTION_RULES = ("best", "average")
 MONITORS = (*METRICS, "loss")
+DEFAULT_METRIC = "macro_f1"  # the study's, and what every report leads with unless a run is judged by another
+# Metrics that count every class equally: a class-balanced loss serves them; the others count every utterance.
+CLASS_BALANCED_METRICS = ("macro_f1", "uar")
+CLASS_WEIGHTS = ("auto", "none", "balanced")
 GROUPS = ("timnet", "exploratory", "fusion", "final", "ablation", "custom")  # which notebook runs an experiment
 # Cross-validation by recording session: --cv NAME -> the splits whose dialogues are folded (each held out once).
 # 'sessions': leave-one-session-out over the whole corpus (IEMOCAP's usual protocol: every utterance scored once);
@@ -41,8 +45,12 @@ class TrainConfig:
     off by default), ``batch_size`` dialogues per step, length-trimmed
     batches; the loss is the cross-entropy over scored utterances, with ``class_weight='balanced'`` weights
     n / (C · n_c) so that every class counts as much as it does in macro-F1 (upstream had no imbalance handling,
-    flaw B21, docs/upstream.md). Selection: after every epoch the validation split is scored; training stops after ``patience``
-    epochs without a better ``monitor`` ('loss' is minimised, a metric maximised) or at the ``epochs`` cap.
+    flaw B21, docs/upstream.md), or unweighted (``'none'``); ``'auto'`` (the default) is balanced for a run judged by
+    a metric that counts every class equally (macro-F1, UAR) and unweighted for one that counts every utterance
+    (weighted-F1, accuracy). Selection: after every epoch the validation split is scored; training stops after
+    ``patience`` epochs without a better ``monitor`` ('loss' is minimised, a metric maximised; ``'auto'``, the default:
+    the run's metric) or at the ``epochs`` cap. :meth:`resolved` turns the two ``'auto'`` into what a run with a given
+    metric trains with; runs record the resolved values.
     ``selection='average'`` restores the mean of the weights of the ``average_top`` best epochs (fewer if fewer
     ran), which is less sensitive to one lucky epoch on a small validation split; ``'best'`` restores the best
     epoch's weights. ``standardize`` standardises every modality with statistics fitted on the training dialogues
@@ -63,9 +71,9 @@ class TrainConfig:
     clipnorm: float | None = None  # clip each gradient to this norm (None: no clipping)
     weight_decay: float = 0.0  # decoupled weight decay of Adam (AdamW; Loshchilov & Hutter 2019); 0: none
     patience: int = 10  # epochs without a better validation score before stopping
-    class_weight: Literal["none", "balanced"] = "balanced"
+    class_weight: Literal["auto", "none", "balanced"] = "auto"  # auto: balanced for macro-F1 and UAR, else none
     label_smoothing: float = 0.0
-    monitor: str = "macro_f1"  # 'loss' (minimised) or one of metrics.METRICS (maximised), on validation
+    monitor: str = "auto"  # 'loss' (minimised) or one of metrics.METRICS (maximised), on validation; auto: the metric
     selection: str = "average"  # the 'average' of the average_top best epochs' weights, or the 'best' epoch's
     average_top: int = 5
     standardize: bool = True  # standardise every modality on the training dialogues
@@ -85,10 +93,10 @@ class TrainConfig:
                 ok = isinstance(value, type(default))
             if not ok:
                 raise ValueError(f"TrainConfig.{f.name} must be like its default {default!r}, got {value!r}")
-        if self.class_weight not in ("none", "balanced"):
-            raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
-        if self.monitor not in MONITORS:
-            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+        if self.monitor not in (*MONITORS, "auto"):
+            raise ValueError(f"monitor must be one of {(*MONITORS, 'auto')}, got {self.monitor!r}")
         if self.selection not in SELECTION_RULES:
             raise ValueError(f"selection must be one of {SELECTION_RULES}, got {self.selection!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.average_top < 1:
@@ -110,6 +118,21 @@ class TrainConfig:
     @property
     def higher_is_better(self) -> bool:
         return self.monitor != "loss"
+
+    def resolved(self, metric: str | None = None) -> "TrainConfig":
+        """This config for a run judged by ``metric`` (default: the monitored metric if one is set, else
+        :data:`DEFAULT_METRIC`): ``monitor='auto'`` becomes ``metric``, ``class_weight='auto'`` becomes 'balanced'
+        for a metric of :data:`CLASS_BALANCED_METRICS`, else 'none'. Settings given explicitly are kept. With the
+        default metric it trains exactly as the defaults did before 'auto' existed (balanced, selected on
+        macro-F1)."""
+        if metric is None:
+            metric = self.monitor if self.monitor in METRICS else DEFAULT_METRIC
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        return dataclasses.replace(
+            self, monitor=metric if self.monitor == "auto" else self.monitor,
+            class_weight=self.class_weight if self.class_weight != "auto" else
+            ("balanced" if metric in CLASS_BALANCED_METRICS else "none"))
 
 
 TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
@@ -235,8 +258,13 @@ class Experiment:
     def fused(self) -> bool:
         return len(self.modalities) > 1
 
-    def train_config(self, **extra) -> TrainConfig:
-        """The full :class:`TrainConfig`: the protocol's defaults, then ``train``, then ``extra`` (e.g. epochs)."""
+    def train_config(self, *, metric: str | None = None, **extra) -> TrainConfig:
+        """The full :class:`TrainConfig` a run judged by ``metric`` trains with: the protocol's defaults, then
+        ``train``, then ``extra`` (e.g. epochs), its ``'auto'`` settings resolved (:meth:`TrainConfig.resolved`)."""
+        return self.train_settings(**extra).resolved(metric)
+
+    def train_settings(self, **extra) -> TrainConfig:
+        """:meth:`train_config` before its ``'auto'`` settings are resolved: what the experiment itself says."""
         return TrainConfig(**{**self.train, **{k: v for k, v in extra.items() if v is not None}})
 
     def derive(self, overrides: Mapping[str, Any] | Iterable[str] | None, hparam_defaults: Mapping[str, Any]
@@ -264,7 +292,7 @@ class Experiment:
                 hparams[key] = coerce(value, hparams_defaults[key], key)
             else:
                 raise self._unknown(key, hparams_defaults)
-        current = self.train_config()
+        current = self.train_settings()  # as given, 'auto' included: an explicit setting is always recorded
         recorded = dict(self.overrides)
         for k in parsed:  # a value equal to what the experiment already uses changes nothing
             new = train[k[6:]] if k.startswith("train.") else hparams[k]

@@ -30,7 +30,7 @@ from data_utils.fileio import (OutputExistsError, atomic_path, csv_text, frame_c
                                write_json, write_text)
 
 from . import metrics
-from .config import Experiment
+from .config import DEFAULT_METRIC, Experiment
 from .rundir import (CONFIG, CONFUSION, PREDICTIONS, PREDICTIONS_CSV, SEED_RESULT, SEED_STAGING_PREFIX, SUMMARY,
                      is_seed_folder)
 
@@ -93,6 +93,7 @@ class RunResult:
     seeds: list[SeedResult] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
     test: Any = None
+    folder: Path | None = None  # its run directory, when it has one (model_utils.trained.load_run reads it)
 
     # -- numbers --------------------------------------------------------------------------------------------
     def mean(self, metric: str = "macro_f1") -> float:
@@ -130,6 +131,11 @@ class RunResult:
 
     # -- documents --------------------------------------------------------------------------------------------
     @property
+    def metric(self) -> str:
+        """What the run is judged by (its headline metric; runs recorded before metrics were chosen: macro-F1)."""
+        return self.config.get("metric") or DEFAULT_METRIC
+
+    @property
     def cross_validated(self) -> bool:
         return self.config.get("evaluation", {}).get("kind") == "cv-sessions"
 
@@ -148,6 +154,7 @@ class RunResult:
             "overrides": exp.overrides.to_json(),
             "dataset": dict(self.data),
             "evaluation": self.config.get("evaluation", {"kind": "test-split"}),
+            "metric": self.metric,
             "seeds": [s.seed for s in self.seeds],
             "metrics": metrics.summarize([s.metrics for s in self.seeds]),
             "ensemble": self.ensemble() if all(s.probabilities is not None for s in self.seeds) else None,
@@ -388,6 +395,7 @@ def read_run(out: str | Path) -> RunResult:
         run.seeds.append(seed)
     if run is None:
         raise ValueError(f"{path}: lists no seeds")
+    run.folder = Path(out)
     return run
 
 

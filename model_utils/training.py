@@ -255,6 +255,7 @@ def fit(model: keras.Model, train: ERCDataset, valid: ERCDataset, modalities: It
     epoch logs ``loss`` and the validation row: ``val_loss`` and ``val_<metric>`` for every metric of
     :data:`~model_utils.metrics.METRICS`; they must not change the model (the numbers would change with them).
     """
+    config = config.resolved()  # 'auto' settings, for a config that comes without its run's metric
     _check_no_test(train, "training")
     _check_no_test(valid, "validation")
     if set(train.dialogue_ids) & set(valid.dialogue_ids):
@@ -300,6 +301,7 @@ def train_epochs(model: keras.Model, train: ERCDataset, modalities: Iterable[str
 
     Compiles the model first unless it already is (e.g. by :func:`fit`, whose optimizer state is then kept).
     """
+    config = config.resolved()
     _check_no_test(train, "training")
     if not model.compiled:
         compile_model(model, config)

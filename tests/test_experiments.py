@@ -216,7 +216,7 @@ def test_run_directory_has_the_documented_summary_and_provenance(two_runs):
     assert summary["ensemble"]["seeds"] == 2
     config = summary["config"]
     assert config["epochs_cap"] == 2 and config["train_config"]["epochs"] == 2
-    assert config["train_config"] == {**vars(TrainConfig()), "epochs": 2}
+    assert config["train_config"] == {**vars(TrainConfig().resolved()), "epochs": 2}  # recorded resolved
     assert config["hparams"] == default_hparams("text_bilstm")
     assert config["evaluation"]["validation_dialogues"] == list(prepare_data("text-bilstm", SMALL)[1].dialogue_ids)
     assert config["differs_from_defaults"] == ["epochs"]
@@ -555,3 +555,81 @@ def test_a_run_in_this_process_gives_the_numbers_of_a_worker_process_bit_for_bit
     np.testing.assert_array_equal(here.probabilities, pooled.probabilities)
     assert here.provenance["tensorflow_threads"] == pooled.provenance["tensorflow_threads"] == \
         {"intra_op": 1, "inter_op": 1}
+
+
+# ------------------------------------------------------------------------------------------------ the metric a run is judged by
+
+def test_a_config_resolves_auto_settings_for_the_runs_metric():
+    auto = TrainConfig()
+    assert (auto.class_weight, auto.monitor) == ("auto", "auto")
+    assert auto.resolved() == TrainConfig(class_weight="balanced", monitor="macro_f1")  # the protocol's defaults
+    for metric, weight in (("macro_f1", "balanced"), ("uar", "balanced"), ("weighted_f1", "none"),
+                           ("accuracy", "none")):
+        assert auto.resolved(metric) == TrainConfig(class_weight=weight, monitor=metric)
+    explicit = TrainConfig(class_weight="balanced", monitor="loss")
+    assert explicit.resolved("weighted_f1") == explicit  # what is set explicitly wins
+    with pytest.raises(ValueError, match="unknown metric 'f2'"):
+        auto.resolved("f2")
+
+
+def test_a_weighted_f1_run_selects_on_it_and_trains_an_unweighted_loss(tmp_path):
+    out = tmp_path / "w"
+    proc = subprocess.run([sys.executable, "-m", "mser.cli", "run", "text-bilstm", "--data", SMALL, "--metric",
+                           "weighted_f1", "--epochs", "3", "--seeds", "1", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["metric"] == "weighted_f1"
+    config = json.loads((out / "config.json").read_text())
+    assert config["metric"] == "weighted_f1"
+    assert (config["train_config"]["monitor"], config["train_config"]["class_weight"]) == ("weighted_f1", "none")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == "weighted_f1"
+    assert "**Weighted-F1** (what the run is judged by)" in (out / "MODEL_CARD.md").read_text()
+    from model_utils.run.plan import run_dir_name
+
+    assert run_dir_name(get_experiment("text-bilstm"), None, "weighted_f1") == "text-bilstm--metric-weighted_f1"
+    assert run_dir_name(get_experiment("text-bilstm"), None, "macro_f1") == "text-bilstm"
+
+
+def test_macro_f1_as_the_metric_is_the_protocol_of_before_bit_for_bit(two_runs, tmp_path):
+    """two_runs[1] was trained without a metric; the same with --metric macro_f1 resumes it (same configuration)
+    and a fresh run gives the same numbers."""
+    out, a, _ = two_runs
+    again = run_experiment("text-bilstm", SMALL, seeds=[0, 1], epochs=2, out=tmp_path / "m", verbose=0,
+                           metric="macro_f1")
+    assert again.summary()["metrics"] == a.summary()["metrics"]
+    assert np.array_equal(again.seeds[0].probabilities, a.seeds[0].probabilities)
+    config = json.loads((out / "a" / "config.json").read_text())["train_config"]
+    assert (config["class_weight"], config["monitor"]) == ("balanced", "macro_f1")  # recorded resolved
+
+
+def test_a_corpus_may_declare_the_metric_it_is_judged_by(small_corpus, tmp_path):
+    import dataclasses
+
+    from data_utils.corpus import read_corpus, write_corpus
+
+    path = tmp_path / "declared.pkl"
+    write_corpus(dataclasses.replace(small_corpus, metric="weighted_f1"), path)
+    assert read_corpus(path).metric == "weighted_f1"
+    run = run_experiment("text-bilstm", str(path), seeds=[0], epochs=1, verbose=0)
+    assert run.metric == "weighted_f1" and run.config["train_config"]["class_weight"] == "none"
+    write_corpus(dataclasses.replace(small_corpus, metric="f2"), tmp_path / "bad.pkl")
+    with pytest.raises(ValueError, match=r"bad\.pkl: field extras\.metric: unknown metric 'f2'"):
+        run_experiment("text-bilstm", str(tmp_path / "bad.pkl"), seeds=[0], epochs=1, verbose=0)
+
+
+def test_select_tries_training_settings_by_cross_validation(tmp_path):
+    from model_utils.run import selection
+
+    cands = selection.candidates([SMALL], ["text-bilstm"], (), {"train.class_weight": ["balanced", "none"]})
+    assert [c.overrides for c in cands] == [("train.class_weight=balanced",), ("train.class_weight=none",)]
+    assert selection.parse_try("kernel_sizes=(8,3),(12,8,4)") == ("kernel_sizes", ["(8,3)", "(12,8,4)"])
+    with pytest.raises(ValueError, match="at least two values"):
+        selection.parse_try("train.class_weight=none")
+    table = selection.select(cands, out=tmp_path / "sel", seeds=[0], metric="weighted_f1", epochs=1, verbose=0)
+    assert list(table["overrides"]) == ["train.class_weight=balanced", "train.class_weight=none"]
+    assert table["selected"].sum() == 1
+    assert table.loc[table["selected"], "cv_weighted_f1"].iloc[0] == table["cv_weighted_f1"].max()
+    runs = sorted(p.name for p in (tmp_path / "sel" / "synthetic-small" / "cv").iterdir())
+    assert runs == ["text-bilstm--train.class_weight=balanced--metric-weighted_f1--cv-train-sessions",
+                    "text-bilstm--train.class_weight=none--metric-weighted_f1--cv-train-sessions"]

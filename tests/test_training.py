@@ -166,7 +166,7 @@ def test_balanced_class_weights(ds):
     np.testing.assert_allclose(w[train.mask], weights[train.labels[train.mask]], rtol=1e-6)
     assert (w[~train.mask] == 0).all()
 
-    assert FAST.class_weight == "balanced"  # the default
+    assert FAST.class_weight == "auto" and FAST.resolved().class_weight == "balanced"  # the default, for macro-F1
     _, plain = _train(ds, dataclasses.replace(FAST, class_weight="none"))
     _, balanced = _train(ds, FAST)
     assert balanced.class_weights == pytest.approx(weights.tolist())
@@ -184,7 +184,7 @@ def test_train_epochs_trains_without_selection(ds):
 
 
 def test_config_is_validated():
-    with pytest.raises(ValueError, match="class_weight must be 'none' or 'balanced'"):
+    with pytest.raises(ValueError, match=r"class_weight must be one of \('auto', 'none', 'balanced'\)"):
         TrainConfig(class_weight="inverse")
     with pytest.raises(ValueError, match="monitor must be one of"):
         TrainConfig(monitor="val_loss")

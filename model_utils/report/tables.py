@@ -15,7 +15,8 @@ from .text import DIFFERS_MARK, data_label, describe_data, escape_markdown, eval
     modality_label
 
 MODALITY_ORDER = ("text", "audio", "visual", "all")
-RUNS_TABLE_COLUMNS = ["experiment", "group", "family", "architecture", "modality", "data", "evaluation", "seeds",
+RUNS_TABLE_COLUMNS = ["experiment", "group", "family", "architecture", "modality", "data", "evaluation", "metric",
+                      "seeds",
                       *(c for m in METRICS for c in (m, f"{m}_std")), *(f"ens_{m}" for m in METRICS),
                       "train_seconds", "differs"]
 
@@ -31,7 +32,7 @@ def runs_table(results) -> pd.DataFrame:
         exp = r.experiment
         row = {"experiment": exp.name, "group": exp.group, "family": exp.family, "architecture": exp.arch,
                "modality": modality_label(exp.modalities), "data": data_label(r.data),
-               "evaluation": evaluation_label(r), "seeds": len(r.seeds)}
+               "evaluation": evaluation_label(r), "metric": r.metric, "seeds": len(r.seeds)}
         for m in METRICS:
             row[m] = summary["metrics"][m]["mean"]
             row[f"{m}_std"] = summary["metrics"][m]["std"]

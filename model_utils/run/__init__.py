@@ -7,8 +7,8 @@ and beside them :mod:`~model_utils.run.selection` (model selection by CV), :mod:
 :mod:`~model_utils.run.profiling` (speed). Import the public runners from here or from :mod:`model_utils.runner`.
 """
 from .lanes import default_workers
-from .plan import prepare_data, resolve_experiment, run_dir_name
+from .plan import judged_by, prepare_data, resolve_experiment, run_dir_name
 from .runner import CV_MODES, DEFAULT_SEEDS, RunResult, SeedResult, run_experiment, run_many, run_seed
 
-__all__ = ["CV_MODES", "DEFAULT_SEEDS", "RunResult", "SeedResult", "default_workers", "prepare_data",
+__all__ = ["CV_MODES", "DEFAULT_SEEDS", "RunResult", "SeedResult", "default_workers", "judged_by", "prepare_data",
            "resolve_experiment", "run_dir_name", "run_experiment", "run_many", "run_seed"]

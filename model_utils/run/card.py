@@ -28,7 +28,7 @@ def model_card(run: RunResult, inputs: RunInputs) -> str:
         "datasets": [name],
         "metrics": [m.replace("_", "-") for m in METRICS],
         "mser": {"experiment": exp.name, "architecture": exp.arch, "modalities": list(exp.modalities),
-                 "label_scheme": inputs.scheme.name, "classes": list(inputs.class_names),
+                 "metric": run.metric, "label_scheme": inputs.scheme.name, "classes": list(inputs.class_names),
                  "data_sha256": data.get("sha256", "unknown"), "synthetic": synthetic,
                  "seeds": [s.seed for s in run.seeds], "evaluation": evaluation.get("kind", "test-split")},
     }
@@ -94,7 +94,8 @@ def _results(run: RunResult, scored: str) -> list[str]:
              "| metric | mean ± std over seeds | per seed | seed ensemble |", "|---|---|---|---|"]
     for m in METRICS:
         per_seed = ", ".join(f"{v:.4f}" for v in summary[m]["per_seed"])
-        lines.append(f"| {METRIC_LABELS[m]} | {summary[m]['mean']:.4f} ± {summary[m]['std']:.4f} | {per_seed} | "
+        label = f"**{METRIC_LABELS[m]}** (what the run is judged by)" if m == run.metric else METRIC_LABELS[m]
+        lines.append(f"| {label} | {summary[m]['mean']:.4f} ± {summary[m]['std']:.4f} | {per_seed} | "
                      f"{'–' if ensemble is None else format(ensemble[m], '.4f')} |")
     return lines + ["", "The seed ensemble averages the seeds' posteriors; `predictions.csv` holds its per-utterance "
                         "posteriors, `seed_<s>/predictions.csv` each seed's.", ""]

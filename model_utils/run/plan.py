@@ -21,7 +21,9 @@ from data_utils.dataset import (ERCDataset, Standardizer, check_scored, class_wa
 from data_utils.identity import describe_source
 from data_utils.labels import DEFAULT_SCHEME
 
-from ..config import CV_MODES, MAX_SEEDS, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig, parse_overrides
+from ..config import (CV_MODES, DEFAULT_METRIC, MAX_SEEDS, TRAIN_SETTINGS_ADDED, Experiment, TrainConfig,
+                      parse_overrides)
+from ..metrics import METRICS
 from ..experiments import EXPERIMENTS, get_experiment
 from ..machine.provenance import provenance
 from ..results import RunResult
@@ -91,9 +93,11 @@ def overrides_by_experiment(experiments: Iterable[Experiment], overrides) -> dic
     return {n: {k: v for k, v in parsed.items() if k.startswith("train.") or k in t} for n, t in takes.items()}
 
 
-def run_dir_name(experiment: Experiment, cv: str | None = None) -> str:
-    """The folder a run goes into by default: the experiment's name, overrides as ``--key=value``, CV marked."""
+def run_dir_name(experiment: Experiment, cv: str | None = None, metric: str | None = None) -> str:
+    """The folder a run goes into by default: the experiment's name, overrides as ``--key=value``, a metric other
+    than :data:`~model_utils.config.DEFAULT_METRIC` as ``--metric-<name>``, CV marked."""
     name = experiment.base + "".join(f"--{k}={v}" for k, v in sorted(experiment.overrides.items()))
+    name += f"--metric-{metric}" if metric and metric != DEFAULT_METRIC else ""
     name = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in name)
     return name + (f"--cv-{cv}" if cv else "")
 
@@ -157,18 +161,21 @@ def load_data(data: str | ERCDataset, scheme: str) -> tuple[ERCDataset, str]:
 
 
 def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, split_seed: int, epochs: int | None,
-              cv: str | None, path: str | None = None, shared: dict | None = None) -> Plan:
+              cv: str | None, path: str | None = None, shared: dict | None = None, metric: str | None = None) -> Plan:
     """What every seed of ``experiment`` on ``data`` shares (:class:`Plan`): made once, in the process that runs
     the experiment (workers receive it, :func:`model_utils.run.lanes.worker_init`). ``path``: how the run names
     its data. ``shared``: a dict that plans of one batch of experiments share, so that experiments with the same
-    folds hold the same fold datasets (shipped to a worker once, not once per experiment)."""
+    folds hold the same fold datasets (shipped to a worker once, not once per experiment). ``metric``: what the run
+    is judged by (default: the one the data declare, else :data:`~model_utils.config.DEFAULT_METRIC`); it resolves
+    the ``'auto'`` training settings (:meth:`~model_utils.config.TrainConfig.resolved`) and heads its reports."""
     from ..architectures import architecture_code, default_hparams
 
     ds, name = load_data(data, scheme)
     check_modalities(experiment, ds)
     for message in class_warnings(ds, split_seed, test=cv is None):  # once per message: Python's warning filter
         warnings.warn(message, DataWarning, stacklevel=2)
-    config = experiment.train_config(epochs=epochs)
+    metric = judged_by(metric, ds)
+    config = experiment.train_config(epochs=epochs, metric=metric)
     info = {"path": path or name, "synthetic": bool(ds.synthetic), "label_scheme": ds.scheme.name,
             **describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))}
     key = (split_seed, cv, config.standardize)  # all that decides the folds
@@ -191,6 +198,7 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
         "split_seed": split_seed,
         "evaluation": copy.deepcopy(evaluation),
         "differs_from_defaults": differs,
+        "metric": metric,
     }
     from ..architectures import required_inputs
 
@@ -200,6 +208,16 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
     seen = {d for _, (train, valid, _) in folds for d in (*train.dialogue_ids, *valid.dialogue_ids)}
     inputs, statistics = inputs_document(experiment, ds, info, standardizers, speaker, seen)
     return Plan(experiment, config, folds, scored, document, info, inputs, statistics)
+
+
+def judged_by(metric: str | None, ds: ERCDataset) -> str:
+    """The metric a run on ``ds`` is judged by: ``metric`` if given, else the one the data declare (``extras.metric``),
+    else :data:`~model_utils.config.DEFAULT_METRIC`; ``ValueError`` naming where an unknown one came from."""
+    chosen = metric or getattr(ds, "metric", "") or DEFAULT_METRIC
+    if chosen not in METRICS:
+        where = f"{ds.source}: field extras.metric: " if not metric else ""
+        raise ValueError(f"{where}unknown metric {chosen!r}; choose one of {', '.join(METRICS)}")
+    return chosen
 
 
 def held_out(ds: ERCDataset, config: TrainConfig, *, split_seed: int, cv: str | None

@@ -3,7 +3,7 @@
 Three kinds of line, one formatter each, so that the runner writes them and ``mser reproduce`` recognises them
 (:data:`RELAYED`) from the same definitions:
 
-- a line per finished seed (:func:`seed_line`): its test accuracy and macro-F1 (or CV macro-F1), how its epoch was
+- a line per finished seed (:func:`seed_line`): its test accuracy and headline metric (or CV's), how its epoch was
   selected and its training time, for every worker count;
 - a line per finished experiment (:func:`experiment_line`) when a batch of experiments runs (``run_many``; the
   notebooks print these);
@@ -21,20 +21,28 @@ EXPERIMENT_PREFIX = re.compile(r"^\[\d+/\d+\] ")
 RELAYED = re.compile(r"^(running: |\[\d+/\d+\] )")
 
 
-def seed_line(name: str, result) -> str:
+# How progress lines name a metric.
+LINE_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "uar": "UAR"}
+
+
+def seed_line(name: str, result, metric: str = "macro_f1") -> str:
     """``[text-bilstm] seed 1: accuracy 0.6012, macro-F1 0.5871 (best epoch 12, 30.4 s)`` for a finished
     :class:`~model_utils.results.SeedResult` (scored on the test split, or its held-out sessions under
-    cross-validation, where the folds replace the best epoch)."""
+    cross-validation, where the folds replace the best epoch): accuracy and the run's headline ``metric`` (macro-F1
+    when that is accuracy)."""
     selected = f"{len(result.folds)} folds" if result.folds else f"best epoch {result.best_epoch}"
     scores = result.metrics
-    return (f"[{name}] seed {result.seed}: accuracy {scores['accuracy']:.4f}, macro-F1 "
-            f"{scores['macro_f1']:.4f} ({selected}, {result.train_seconds:.1f} s)")
+    metric = "macro_f1" if metric == "accuracy" else metric
+    return (f"[{name}] seed {result.seed}: accuracy {scores['accuracy']:.4f}, {LINE_LABELS[metric]} "
+            f"{scores[metric]:.4f} ({selected}, {result.train_seconds:.1f} s)")
 
 
 def experiment_line(done: int, total: int, name: str, result, *, cv: str | None) -> str:
-    """``[3/17] rnn-text: test macro-F1 0.4123 (mean of 3 seeds; 75 s of training)`` for a finished run."""
+    """``[3/17] rnn-text: test macro-F1 0.4123 (mean of 3 seeds; 75 s of training)`` for a finished run, in its
+    headline metric."""
     scored = "test" if cv is None else f"CV ({cv})"
-    return (f"[{done}/{total}] {name}: {scored} macro-F1 {result.mean('macro_f1'):.4f} (mean of "
+    metric = result.metric
+    return (f"[{done}/{total}] {name}: {scored} {LINE_LABELS[metric]} {result.mean(metric):.4f} (mean of "
             f"{len(result.seeds)} seeds; {sum(s.train_seconds for s in result.seeds):.0f} s of training)")
 
 

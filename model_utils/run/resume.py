@@ -107,6 +107,7 @@ def finish(run: RunResult, reused: Mapping[int, SeedResult], out: Path | None) -
     run.seeds = sorted([*run.seeds, *(s for k, s in reused.items() if k not in {x.seed for x in run.seeds})],
                        key=lambda s: s.seed)
     if out is not None:
+        run.folder = Path(out)
         write_text(out / MODEL_CARD, model_card(run, read_inputs(out)), overwrite=True)
         write_summary(out, run)
     return run

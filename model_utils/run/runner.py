@@ -49,7 +49,7 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
                    out: str | Path | None = None, overwrite: bool = False, verbose: int = 1, split_seed: int = 0,
                    overrides=None, cv: str | None = None, command: str | None = None, workers: int = 1,
                    backend: str | None = None, address: str | None = None,
-                   tensorboard: str | Path | None = None) -> RunResult:
+                   tensorboard: str | Path | None = None, metric: str | None = None) -> RunResult:
     """Train and evaluate ``experiment`` once per seed; write the run directory ``out`` if given.
 
     ``experiment``: a registered name or an :class:`Experiment`; ``overrides``: ``{"units": 32}`` or
@@ -58,17 +58,19 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
     ``verbose``: 1 a line per seed, 2 also a line per epoch. ``out`` is resumable: complete seeds of the same
     configuration are reused, a different configuration is refused (``OutputExistsError``) unless ``overwrite``.
     ``workers`` > 1 trains the seeds in that many processes (see :func:`run_many`); the numbers are the same.
-    ``tensorboard``: a folder for TensorBoard logs of every seed trained (see :func:`run_many`).
+    ``tensorboard``: a folder for TensorBoard logs of every seed trained (see :func:`run_many`). ``metric``: what
+    the run is judged by (see :func:`run_many`).
     """
     exp = resolve_experiment(experiment, overrides)
     seeds = seed_list(seeds, exp)
     out = Path(out) if out is not None else None
-    board = event_folders(tensorboard, [exp], [out], cv)[exp.name]  # before the data are read
+    board = event_folders(tensorboard, [exp], [out], cv, metric=metric)[exp.name]  # before the data are read
     if workers > 1 or choose_backend(backend, address)[0] == "ray":
         return _run_all([exp], data, {exp.name: out}, scheme=scheme, workers=workers, progress=False, seeds=seeds,
                         epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
-                        command=command, backend=backend, address=address, boards={exp.name: board})[exp.name]
-    plan = make_plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv)
+                        command=command, backend=backend, address=address, boards={exp.name: board},
+                        metric=metric)[exp.name]
+    plan = make_plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, metric=metric)
     check_build(plan)
     with claimed([out]):
         reused = prepare_out(out, plan, seeds, overwrite, verbose)
@@ -83,14 +85,14 @@ def run_experiment(experiment: str | Experiment, data: str | ERCDataset = "synth
 def run_seed(experiment: str | Experiment, data: str | ERCDataset, seed: int, *, epochs: int | None = None,
              scheme: str = DEFAULT_SCHEME, out: Path | None = None, overwrite: bool = False, verbose: int = 1,
              split_seed: int = 0, overrides=None, cv: str | None = None, command: str | None = None,
-             path: str | None = None, tensorboard: str | Path | None = None) -> RunResult:
+             path: str | None = None, tensorboard: str | Path | None = None, metric: str | None = None) -> RunResult:
     """One seed of :func:`run_experiment` (a job of :func:`run_many`): a RunResult with that seed only; writes
     ``out/seed_<seed>/`` (not the summary) if ``out`` is given. ``path``: how the run names its data.
     ``tensorboard``: a folder for the seed's TensorBoard logs (see :func:`run_many`)."""
     exp = resolve_experiment(experiment, overrides)
     out = Path(out) if out else None
-    board = event_folders(tensorboard, [exp], [out], cv)[exp.name]
-    plan = make_plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path)
+    board = event_folders(tensorboard, [exp], [out], cv, metric=metric)[exp.name]
+    plan = make_plan(exp, data, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path, metric=metric)
     run = empty_result(plan, command)
     run.seeds.append(run_and_write(plan, seed, run, out, overwrite=overwrite, verbose=verbose, tensorboard=board))
     return run
@@ -101,7 +103,7 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
              progress: bool = True, overrides=None, seeds: Iterable[int] = DEFAULT_SEEDS, epochs: int | None = None,
              overwrite: bool = False, verbose: int = 1, split_seed: int = 0, cv: str | None = None,
              command: str | None = None, backend: str | None = None, address: str | None = None,
-             tensorboard: str | Path | None = None) -> dict[str, RunResult]:
+             tensorboard: str | Path | None = None, metric: str | None = None) -> dict[str, RunResult]:
     """Run several experiments (names or :class:`Experiment` objects) on the same data; results by experiment
     name, in the order given. Run directories go under ``out_root`` (:func:`run_dir_name`). ``overrides``: a
     training setting applies to every experiment, a hyperparameter to those whose builder takes it, or a mapping
@@ -129,19 +131,25 @@ def run_many(experiments: Iterable[str | Experiment], data: str | ERCDataset = "
     earlier logs (nothing is removed); checked before the data are read: ``ValueError`` without the tensorboard
     package (``make setup-tensorboard``), ``OutputPathError`` for a folder that cannot be written or whose logs would
     go into a run directory.
+
+    ``metric`` (one of :data:`~model_utils.metrics.METRICS`; default: the one the data declare, else macro-F1) is
+    what the runs are judged by: epochs are selected on it, the ``'auto'`` loss weighting follows it (balanced for
+    macro-F1 and UAR, none for weighted-F1 and accuracy; an explicit ``train.class_weight`` wins), and it heads the
+    runs' reports and model cards; a metric other than macro-F1 marks the run directories' names.
     """
     exps = resolve_experiments(experiments, overrides)
-    outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv) for e in exps}
-    boards = event_folders(tensorboard, exps, outs.values(), cv)  # before the data are read
+    outs = {e.name: None if out_root is None else Path(out_root) / run_dir_name(e, cv, metric) for e in exps}
+    boards = event_folders(tensorboard, exps, outs.values(), cv, metric=metric)  # before the data are read
     return _run_all(exps, data, outs, scheme=scheme, workers=workers, progress=progress, seeds=seeds,
                     epochs=epochs, overwrite=overwrite, verbose=verbose, split_seed=split_seed, cv=cv,
-                    command=command, backend=backend, address=address, boards=boards)
+                    command=command, backend=backend, address=address, boards=boards, metric=metric)
 
 
 def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[str, Path | None], *, scheme: str,
              workers: int, progress: bool, seeds: Iterable[int], epochs: int | None, overwrite: bool, verbose: int,
              split_seed: int, cv: str | None, command: str | None, backend: str | None = None,
-             address: str | None = None, boards: Mapping[str, Path | None] | None = None) -> dict[str, RunResult]:
+             address: str | None = None, boards: Mapping[str, Path | None] | None = None,
+             metric: str | None = None) -> dict[str, RunResult]:
     """:func:`run_many` with the run directory of every experiment given (``outs``, by name), and its
     TensorBoard log folder (``boards``, by name; none if None)."""
     names = [e.name for e in exps]
@@ -152,7 +160,7 @@ def _run_all(exps: Sequence[Experiment], data: str | ERCDataset, outs: Mapping[s
     seeds = seed_list(seeds, exps[0]) if exps else []
     shared: dict = {}  # experiments with the same folds share their datasets
     plans = {e.name: make_plan(e, ds, scheme=scheme, split_seed=split_seed, epochs=epochs, cv=cv, path=path,
-                               shared=shared) for e in exps}
+                               shared=shared, metric=metric) for e in exps}
     for e in exps:
         check_build(plans[e.name])
     with claimed(outs.values()):
@@ -204,7 +212,7 @@ def _run_claimed(exps, plans, outs, *, seeds, workers, progress, overwrite, verb
         for name, result in schedule(jobs, lanes):
             runs[name].seeds.extend(result.seeds)
             for trained in result.seeds:
-                seeds_done.done(seed_line(name, trained))
+                seeds_done.done(seed_line(name, trained, plans[name].document["metric"]))
             if len(runs[name].seeds) == len(todo[name]):
                 finished(name)
     return {n: results[n] for n in names}

@@ -114,7 +114,7 @@ def train_seed(plan: Plan, seed: int, *, verbose: int, staging: Path | None, pro
     else:
         result = SeedResult(seed, scores, fitted.history, fitted.best_epoch, fitted.epochs_run, fitted.seconds,
                             pred, probabilities, fitted.validation, provenance=trained)
-    log(verbose, seed_line(exp.name, result))
+    log(verbose, seed_line(exp.name, result, plan.document.get("metric", "macro_f1")))
     return result
 
 

@@ -1,5 +1,5 @@
-"""Choosing a configuration (features × experiment) without looking at the test split: the code behind
-`mser select`.
+"""Choosing a configuration (features × experiment × training settings) without looking at the test split: the code
+behind `mser select`.
 
 Every candidate is cross-validated inside the training dialogues, one fold per recording session
 (``cv='train-sessions'``: the held-out session's dialogues are scored by a model that never trained on them, whose
@@ -11,10 +11,11 @@ dialogues: the noise that made a validation split pick the configuration that wa
 """
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,16 +45,43 @@ class Candidate:
         return stem
 
 
-def candidates(data: Sequence[str], experiments: Sequence[str], overrides: Sequence[str] = ()) -> list[Candidate]:
-    """Every (data, experiment) pair, with the same overrides."""
-    return [Candidate(str(d), e, tuple(overrides)) for d in data for e in experiments]
+def candidates(data: Sequence[str], experiments: Sequence[str], overrides: Sequence[str] = (),
+               tries: Mapping[str, Sequence[str]] | None = None) -> list[Candidate]:
+    """Every (data, experiment) pair with the same ``overrides``, once for each combination of the alternatives in
+    ``tries`` (``{"train.class_weight": ["balanced", "none"]}``: each candidate twice, once with each value)."""
+    tries = dict(tries or {})
+    variants = [tuple(f"{k}={v}" for k, v in zip(tries, values)) for values in itertools.product(*tries.values())]
+    return [Candidate(str(d), e, (*overrides, *variant)) for d in data for variant in variants for e in experiments]
+
+
+def parse_try(text: str) -> tuple[str, list[str]]:
+    """``KEY=V1,V2,...`` (what ``mser select --try`` takes) as ``(KEY, [V1, V2, ...])``: values split at commas outside
+    brackets, so ``kernel_sizes=(8,3),(12,8,4)`` gives two; ``ValueError`` for fewer than two or a repeated one."""
+    key, sep, values = text.partition("=")
+    parts, depth, current = [], 0, ""
+    for ch in values:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    parts.append(current.strip())
+    if not sep or not key.strip() or len(parts) < 2 or not all(parts):
+        raise ValueError(f"--try {text!r} is not KEY=VALUE,VALUE[,...] with at least two values (e.g. "
+                         "train.class_weight=balanced,none)")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"--try {text!r} repeats a value")
+    return key.strip(), parts
 
 
 def select(cands: Iterable[Candidate], *, out: str | Path, seeds: Sequence[int] = range(5), metric: str = "macro_f1",
            scheme: str = DEFAULT_SCHEME, epochs: int | None = None, test: bool = True, workers: int = 1,
            verbose: int = 1) -> pd.DataFrame:
-    """Cross-validate every candidate inside the training dialogues, select the best by ``metric``, then (with
-    ``test``) score every candidate once on the test split. Run directories go under ``out`` (resumable, like
+    """Cross-validate every candidate inside the training dialogues, select the best by ``metric`` (which the runs
+    are judged and trained by: epochs selected on it, ``'auto'`` loss weighting for it), then (with ``test``) score
+    every candidate once on the test split. Run directories go under ``out`` (resumable, like
     every run). Returns one row per candidate: CV mean ± std over seeds, the validation score its test runs
     selected epochs on, test mean ± std and the seed ensemble, and ``selected``."""
     from .runner import run_many
@@ -65,17 +93,19 @@ def select(cands: Iterable[Candidate], *, out: str | Path, seeds: Sequence[int] 
         raise ValueError("no candidates to select from")
     out = Path(out)
     rows = []
-    for data in dict.fromkeys(c.data for c in cands):
-        group = [c for c in cands if c.data == data]
+    datasets: dict[str, object] = {}
+    for data, overrides in dict.fromkeys((c.data, c.overrides) for c in cands):
+        group = [c for c in cands if (c.data, c.overrides) == (data, overrides)]
         names = [c.experiment for c in group]
-        overrides = group[0].overrides
         kwargs = dict(seeds=seeds, epochs=epochs, scheme=scheme, workers=workers, verbose=verbose,
-                      overrides=list(overrides) or None, progress=False)
-        ds = load_dataset(data, scheme=scheme)  # read and validated once, for both passes
+                      overrides=list(overrides) or None, progress=False, metric=metric)
+        if data not in datasets:  # read and validated once, for every pass over it
+            datasets[data] = load_dataset(data, scheme=scheme)
+        ds = datasets[data]
         cv = run_many(names, ds, out_root=out / group[0].folder() / "cv", cv=SELECTION_CV, **kwargs)
         tested = run_many(names, ds, out_root=out / group[0].folder() / "test", **kwargs) if test else {}
         for c, (name, run) in zip(group, cv.items()):
-            row = {"candidate": c.label, "data": c.data, "experiment": name,
+            row = {"candidate": c.label, "data": c.data, "experiment": name, "overrides": ", ".join(c.overrides),
                    f"cv_{metric}": run.mean(metric), f"cv_{metric}_std": _std(run, metric)}
             if test:
                 t = tested[name]

@@ -35,7 +35,8 @@ def require_tensorboard(option: str = "tensorboard") -> None:
 
 
 def event_folders(tensorboard: str | Path | None, experiments: Sequence[Experiment], outs: Iterable[Path | None],
-                  cv: str | None = None, *, option: str = "tensorboard") -> dict[str, Path | None]:
+                  cv: str | None = None, *, option: str = "tensorboard", metric: str | None = None
+                  ) -> dict[str, Path | None]:
     """Where each experiment's seeds log (``tensorboard/<run name>``, absolute, by experiment name; every value None
     when ``tensorboard`` is None), checked before any data is read or anything trained.
 
@@ -50,7 +51,7 @@ def event_folders(tensorboard: str | Path | None, experiments: Sequence[Experime
     require_tensorboard(option)
     root = check_output_path(tensorboard, directory=True, option=option)
     runs = [Path(o).resolve() for o in outs if o is not None]
-    folders = {e.name: root.absolute() / run_dir_name(e, cv) for e in experiments}  # the same for a Ray worker
+    folders = {e.name: root.absolute() / run_dir_name(e, cv, metric) for e in experiments}  # as on a Ray worker
     for folder in folders.values():
         where = folder.resolve()
         clash = next((r for r in runs if r == where or r in where.parents or where in r.parents), None)

@@ -39,7 +39,12 @@ def register(subparsers) -> None:
                      help="sessions: leave-one-session-out cross-validation, one model per held-out session, every "
                           "utterance scored once (instead of the test split); train-sessions: the same inside the "
                           "training dialogues only, never touching the test split (to choose configurations)")
-    run.add_argument("--out", type=Path, help="run directory (default runs/NAME, with overrides and --cv marked)")
+    run.add_argument("--metric", choices=METRICS,
+                     help="what the run is judged by: epochs are selected on it, the 'auto' loss weighting follows "
+                          "it (balanced for macro_f1 and uar, none for weighted_f1 and accuracy) and it heads the "
+                          "reports (default: the one the data declare, else macro_f1, the study's)")
+    run.add_argument("--out", type=Path, help="run directory (default runs/NAME, with overrides, a --metric other than "
+                                              "macro_f1 and --cv marked)")
     run.add_argument("--force", action="store_true",
                      help="retrain the requested seeds even if complete, and replace a run of another configuration")
     run.add_argument("--workers", type=_positive,
@@ -68,7 +73,12 @@ def register(subparsers) -> None:
     select.add_argument("--epochs", type=_positive, help="cap on epochs")
     select.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                         help="an override for every candidate (as in `mser run`)")
-    select.add_argument("--metric", default="macro_f1", choices=METRICS)
+    select.add_argument("--try", action="append", default=[], dest="tries", metavar="KEY=V1,V2,...",
+                        help="alternatives of a setting to choose among as well (e.g. "
+                             "train.class_weight=balanced,none): every candidate is cross-validated with each; "
+                             "repeat for several settings")
+    select.add_argument("--metric", default="macro_f1", choices=METRICS,
+                        help="what candidates are chosen, trained and selected by (default macro_f1)")
     select.add_argument("--no-test", dest="test", action="store_false",
                         help="only cross-validate (do not score the candidates on the test split)")
     select.add_argument("--workers", type=_positive,
@@ -79,13 +89,16 @@ def register(subparsers) -> None:
     table = subparsers.add_parser("table", help="one markdown and CSV table from several run directories")
     table.add_argument("runs", nargs="+", type=Path, help="run directories written by `mser run`")
     table.add_argument("--csv", type=Path, help="also write the table as CSV here")
+    table.add_argument("--metric", choices=METRICS,
+                       help="sort the runs by this metric, best first (default: the first run's headline metric)")
     table.add_argument("--force", action="store_true", help="overwrite an existing CSV")
     table.set_defaults(func=_table)
 
     compare = subparsers.add_parser("compare", help="paired bootstrap test between two runs on the same test set")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
-    compare.add_argument("--metric", default="macro_f1", choices=METRICS)
+    compare.add_argument("--metric", choices=METRICS,
+                         help="the metric to test (default: the runs' headline metric, macro_f1 where they differ)")
     compare.add_argument("--n-boot", type=int, default=2000, metavar="N",
                          help="bootstrap resamples (default 2000)")
     compare.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
@@ -156,20 +169,22 @@ def _run(args) -> int:
     if args.epochs and any(o.strip().startswith("train.epochs=") for o in args.overrides):
         raise ValueError("give the epoch cap once: --epochs N or --set train.epochs=N, not both")
     experiment = resolve_experiment(args.name, args.overrides)  # unknown keys fail here, before any data is read
-    out = check_output_path(args.out or Path("runs") / run_dir_name(experiment, args.cv), directory=True,
-                            option="--out")  # before the data is read or anything trained
+    out = check_output_path(args.out or Path("runs") / run_dir_name(experiment, args.cv, args.metric),
+                            directory=True, option="--out")  # before the data is read or anything trained
     check_ours(out)  # a folder holding what the suite did not write is refused, --force or not
-    event_folders(args.tensorboard, [experiment], [out], args.cv, option="--tensorboard")  # the same, for the logs
+    event_folders(args.tensorboard, [experiment], [out], args.cv, option="--tensorboard",
+                  metric=args.metric)  # the same, for the logs
     seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
     # on Ray, 1 means "as many lanes as the cluster has CPUs" (model_utils.run.lanes.ray_lanes)
     workers = args.workers or (1 if args.ray else default_workers(len(seeds)))
     result = run_experiment(experiment, args.data, seeds=seeds, epochs=args.epochs, scheme=args.scheme, out=out,
                             overwrite=args.force, verbose=0 if args.quiet else 2, cv=args.cv,
                             command=shlex.join(["mser", *args.argv]), workers=workers,
-                            backend="ray" if args.ray else None, address=args.ray, tensorboard=args.tensorboard)
+                            backend="ray" if args.ray else None, address=args.ray, tensorboard=args.tensorboard,
+                            metric=args.metric)
     summary = result.summary()
-    print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "seeds", "metrics", "ensemble",
-                                           "train_seconds")}))
+    print(to_json({k: summary[k] for k in ("experiment", "dataset", "evaluation", "metric", "seeds", "metrics",
+                                           "ensemble", "train_seconds")}))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -181,10 +196,16 @@ def _select(args) -> int:
     from model_utils.experiments import get_experiment
     from model_utils.runner import default_workers, resolve_experiment
 
-    for name in args.experiments:
-        resolve_experiment(get_experiment(name), args.overrides)  # typos fail before any training
+    tries = dict(selection.parse_try(t) for t in args.tries)
+    if len(tries) != len(args.tries):
+        raise ValueError("--try names a setting twice; give all its values in one --try")
+    for name in args.experiments:  # typos, and values a setting cannot take, fail before any training
+        resolve_experiment(get_experiment(name), args.overrides)
+        for key, values in tries.items():
+            for value in values:
+                resolve_experiment(get_experiment(name), [*args.overrides, f"{key}={value}"])
     check_output_path(args.out, directory=True, option="--out")
-    candidates = selection.candidates(args.data, args.experiments, args.overrides)
+    candidates = selection.candidates(args.data, args.experiments, args.overrides, tries)
     table = selection.select(candidates, out=args.out, seeds=range(args.seeds), metric=args.metric,
                              scheme=args.scheme, epochs=args.epochs, test=args.test,
                              workers=args.workers or default_workers(len(candidates) * args.seeds))
@@ -205,6 +226,8 @@ def _table(args) -> int:
         check_output_path(args.csv, overwrite=args.force, option="--csv",
                           inputs=[p for run in args.runs for p in (run / "summary.json", run / "config.json")])
     table = runs_table(args.runs)
+    metric = args.metric or (table["metric"].iloc[0] if len(table) else "macro_f1")
+    table = table.sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)  # best first
     print(to_markdown(table), end="")
     if args.csv:
         write_text(args.csv, frame_csv(table), overwrite=args.force)
@@ -215,7 +238,11 @@ def _table(args) -> int:
 def _compare(args) -> int:
     from model_utils.report import compare_runs, describe_comparison
 
-    result = compare_runs(args.run_a, args.run_b, metric=args.metric, n_boot=args.n_boot)
+    from model_utils.results import as_run
+
+    a, b = as_run(args.run_a), as_run(args.run_b)
+    metric = args.metric or (a.metric if a.metric == b.metric else "macro_f1")
+    result = compare_runs(a, b, metric=metric, n_boot=args.n_boot)
     print(json.dumps(result, indent=2) if args.json else describe_comparison(result))
     return 0
 

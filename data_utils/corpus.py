@@ -130,7 +130,7 @@ def corpus_to_tuple(corpus: Corpus, *, at=None) -> tuple:
     }
     if corpus.sessions:
         extras["sessions"] = dict(corpus.sessions)
-    if getattr(corpus, "metric", ""):
+    if corpus.metric:
         extras["metric"] = corpus.metric
     if corpus.extractors:
         extras["extractors"] = {m: {"path": _relative(r["path"], at), "sha256": r["sha256"]}

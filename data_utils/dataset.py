@@ -243,8 +243,8 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
         source=corpus.source,
         synthetic=corpus.synthetic,
         sessions=tuple(corpus.session(d.id) for d in dialogues),
-        extractors={m: dict(r) for m, r in getattr(corpus, "extractors", {}).items()},
-        metric=getattr(corpus, "metric", ""),
+        extractors={m: dict(r) for m, r in corpus.extractors.items()},
+        metric=corpus.metric,
     )
 
 

@@ -78,13 +78,6 @@ def read_transcripts(path, *, labelled: bool = True) -> Corpus:
     return parse_transcripts(transcripts_bytes(path), str(path), labelled=labelled)[0]
 
 
-def row_order(path, *, labelled: bool = True) -> list[str]:
-    """The utterance ids of a transcripts CSV in the order of its rows (:func:`read_transcripts` orders dialogues by
-    id): how a prediction puts its rows back in the input's order. Reads and checks the file as
-    :func:`read_transcripts` does."""
-    return parse_transcripts(transcripts_bytes(path), str(path), labelled=labelled)[1]
-
-
 def transcripts_bytes(path) -> bytes:
     """The bytes of the transcripts file ``path``, read within the loader's limits (one-line errors)."""
     return read_input(Path(path), "transcripts file", Limits.from_env(), missing="give the path of a CSV file",

@@ -30,13 +30,12 @@ from data_utils.dataset import ERCDataset, load_dataset
 from data_utils.identity import describe_source
 
 from . import metrics
-from .config import TrainConfig
+from .config import CV_MODES, TrainConfig
 from .run.inputs import fold_name
 from .run.plan import held_out
 from .trained import TrainedRun, load_run
 
 SIGMAS = (0.5, 1.0, 2.0)
-CV_KINDS = {"test-split": None, "cv-sessions": "sessions", "cv-train-sessions": "train-sessions"}
 
 
 def condition_names(modalities: Sequence[str], sigmas: Iterable[float] = SIGMAS) -> list[str]:
@@ -88,11 +87,12 @@ def run_folds(run: TrainedRun, data: str | Path | ERCDataset | None = None) -> t
     if found != recorded.get("sha256"):
         raise ValueError(f"{source} is not the data {run.folder} was trained on (SHA-256 {_short(found)}, the run "
                          f"recorded {_short(str(recorded.get('sha256')))})")
-    kind = run.config.get("evaluation", {}).get("kind", "test-split")
-    if kind not in CV_KINDS:
+    kind = run.config.get("evaluation", {}).get("kind", "test-split")  # 'test-split' or 'cv-<mode>' (run.plan)
+    cv = None if kind == "test-split" else kind.removeprefix("cv-")
+    if cv is not None and cv not in CV_MODES:
         raise ValueError(f"{run.folder}: unknown evaluation {kind!r}")
     config = TrainConfig(standardize=bool(run.config.get("train_config", {}).get("standardize", True)))
-    folds, scored, _, _ = held_out(ds, config, split_seed=int(run.config.get("split_seed", 0)), cv=CV_KINDS[kind])
+    folds, scored, _, _ = held_out(ds, config, split_seed=int(run.config.get("split_seed", 0)), cv=cv)
     return [(session, split[2]) for session, split in folds], scored
 
 

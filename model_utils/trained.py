@@ -157,7 +157,7 @@ class TrainedRun:
 
     def _check_extractors(self, corpus: Corpus) -> None:
         for m, record in self.inputs.extractors.items():
-            made = getattr(corpus, "extractors", {}).get(m)
+            made = corpus.extractors.get(m)
             if made is None or made["sha256"] != record["sha256"]:
                 warnings.warn(f"{corpus.source}: its {m} features were made by "
                               f"{'another extractor' if made else 'no saved extractor'} than the run's "
@@ -252,7 +252,6 @@ class TrainedRun:
             return None
         predicted = np.where(ds.mask, metrics.predict_classes(probabilities), -1)
         return metrics.evaluate(ds.labels, predicted, ds.mask, self.class_names)
-
 
 
 def read_for_prediction(transcripts) -> tuple[Corpus, list[str]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_utils.corpus import read_corpus
-from data_utils.dataset import Standardizer, from_corpus, load_dataset, standardize, with_validation_split
+from data_utils.dataset import Standardizer, load_dataset, standardize, with_validation_split
 from data_utils.fileio import OutputExistsError
 from data_utils.synthetic import generate_corpus, synthetic_corpus, write_synthetic
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _pickle_ops import (DTYPE, ENCODE, FALSE, FROMBUFFER, N, NDARRAY, RECONSTRUCT, SCALAR, SPLICE_MARKER, TRUE,
-                         array, build, by, call, dtype, dtype_state, g, get, i, lst, object_dtype, pickle_of, put, s,
+from _pickle_ops import (ENCODE, FALSE, FROMBUFFER, N, NDARRAY, RECONSTRUCT, SCALAR, SPLICE_MARKER, array, build, by, call, dtype, dtype_state, g, get, i, lst, object_dtype, pickle_of, put, s,
                          splice, t)
 from data_utils.corpus import DataFormatError, corpus_from_bytes, corpus_to_bytes, corpus_to_tuple, read_corpus
 from data_utils.safe_pickle import DamagedPickleError, Limits, UnsafePickleError, safe_loads

@@ -99,11 +99,10 @@ def select_experiments(candidates, *, quick_subset=None, limit: int | None = Non
     ``limit``, then to ``only``.
 
     ``only`` is a list of names (one name alone is taken as such a list); a name in it that is no experiment at all
-    raises ``KeyError`` with the closest names (a typo must not silently run nothing).
+    raises ``KeyError`` with the closest names (:func:`~model_utils.experiments.get_experiment`: a typo must not
+    silently run nothing).
     """
-    import difflib
-
-    from ..experiments import EXPERIMENTS
+    from ..experiments import get_experiment
 
     names = [c if isinstance(c, str) else c.name for c in candidates]
     if quick_subset is not None:
@@ -111,12 +110,8 @@ def select_experiments(candidates, *, quick_subset=None, limit: int | None = Non
     names = names[:limit]
     if only is not None:
         only = [only] if isinstance(only, str) else list(only)
-        unknown = [n for n in only if n not in EXPERIMENTS]
-        if unknown:
-            close = {n: difflib.get_close_matches(n, list(EXPERIMENTS), n=3) for n in unknown}
-            hints = "; ".join(f"{n!r}: did you mean {', '.join(c)}?" for n, c in close.items() if c)
-            raise KeyError(f"unknown experiment(s) {unknown}{f' ({hints})' if hints else ''}; `mser list` shows them "
-                           "all")
+        for name in only:
+            get_experiment(name)
         names = [n for n in names if n in set(only)]
     return names
 

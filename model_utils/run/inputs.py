@@ -79,8 +79,7 @@ def inputs_document(experiment, ds: ERCDataset, data: Mapping, standardizers: Ma
         "standardization": {"file": STANDARDIZATION,
                             "folds": {fold_name(s): st is not None for s, st in standardizers.items()}},
         "data": dict(data),
-        "extractors": {m: dict(r) for m, r in sorted(getattr(ds, "extractors", {}).items())
-                       if m in experiment.modalities},
+        "extractors": {m: dict(r) for m, r in sorted(ds.extractors.items()) if m in experiment.modalities},
         "seen_dialogues": sorted(seen),
     }
     return document, arrays
@@ -118,7 +117,7 @@ def read_inputs(out: str | Path) -> RunInputs:
             raise RunFormatError(f"{path}: field {name!r} is missing or not a {kind.__name__}")
         return value
 
-    if doc.get("format") != FORMAT if isinstance(doc, dict) else True:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise RunFormatError(f"{path}: not a {FORMAT} document")
     scheme_doc, speaker = field("label_scheme", dict), field("speaker", dict)
     try:

@@ -213,7 +213,7 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
 def judged_by(metric: str | None, ds: ERCDataset) -> str:
     """The metric a run on ``ds`` is judged by: ``metric`` if given, else the one the data declare (``extras.metric``),
     else :data:`~model_utils.config.DEFAULT_METRIC`; ``ValueError`` naming where an unknown one came from."""
-    chosen = metric or getattr(ds, "metric", "") or DEFAULT_METRIC
+    chosen = metric or ds.metric or DEFAULT_METRIC
     if chosen not in METRICS:
         where = f"{ds.source}: field extras.metric: " if not metric else ""
         raise ValueError(f"{where}unknown metric {chosen!r}; choose one of {', '.join(METRICS)}")

@@ -32,10 +32,14 @@ from pathlib import Path
 from typing import Sequence
 
 from .corpus_layouts import EXTRAS_KEYS, LAYOUTS, MELD7, Layout
+from .corpus_sentiment import FILES_HINT, SENTIMENT2, SENTIMENT3, contents, input_files, is_sentiment_tuple, \
+    merge, read_modality_file
+from .corpus_sentiment import LAYOUTS as SENTIMENT_LAYOUTS
 from .corpus_types import (FIELDS, FORMAT_VERSION, MODALITIES, MODALITY_FIELD, NAME_LABELS_HINT, SPLITS, Corpus,
                            DataFormatError, DataWarning, Dialogue, brief, invisible_character, session_from_id)
-from .corpus_validation import corpus_from_tuple
+from .corpus_validation import corpus_from_tuple, read_tuple
 from .fileio import atomic_path
+from .notes import note
 from .safe_pickle import DamagedPickleError, Limits, UnsafePickleError, safe_loads
 
 __all__ = ["EXTRAS_KEYS", "FIELDS", "FORMAT_VERSION", "LAYOUTS", "MELD7", "MODALITIES", "MODALITY_FIELD",
@@ -48,21 +52,41 @@ __all__ = ["EXTRAS_KEYS", "FIELDS", "FORMAT_VERSION", "LAYOUTS", "MELD7", "MODAL
 # --------------------------------------------------------------------------------------------------- reading
 
 def read_corpus(path, *, label_names: Sequence[str] | None = None, limits: Limits | None = None) -> Corpus:
-    """Read and validate a pickle in one of :data:`LAYOUTS`. Nothing in the file is executed.
+    """Read and validate a pickle in one of :data:`LAYOUTS`, or Poria et al.'s CMU-MOSI / CMU-MOSEI modality
+    pickles (:mod:`data_utils.corpus_sentiment`): one file, a folder of them, or a glob. Nothing in a file is
+    executed. Which layout was read is said once (:func:`data_utils.notes.note`).
 
-    ``label_names``: what label ids 0, 1, … mean, overriding the file's own names (see :func:`corpus_from_tuple`).
-    ``limits``: what the file may cost (default ``Limits.from_env()``: the defaults of
+    ``label_names``: what label ids 0, 1, … mean, overriding the file's own names (see :func:`corpus_from_tuple`;
+    not for CMU-MOSI / MOSEI files, whose labels the reader names).
+    ``limits``: what each file may cost (default ``Limits.from_env()``: the defaults of
     :class:`~data_utils.safe_pickle.Limits`, or ``MSER_LOAD_LIMITS='name=value,...'``).
-    Raises ``FileNotFoundError`` (no such file, or a directory), :class:`UnsafePickleError` (the pickle asks to run
-    code, or for more than ``limits``) or :class:`DataFormatError` (anything else, naming the file, dialogue and
-    field).
+    Raises ``FileNotFoundError`` (no such file; a folder without modality pickles; a glob matching nothing),
+    :class:`UnsafePickleError` (the pickle asks to run code, or for more than ``limits``) or
+    :class:`DataFormatError` (anything else, naming the file, dialogue and field).
     """
-    path = Path(path)
-    source = str(path)
     limits = Limits.from_env() if limits is None else limits
-    data = read_input(path, "data file", limits,
-                      missing="for the built-in data pass 'synthetic'", expected="a .pkl file")
-    return corpus_from_bytes(data, source=source, label_names=label_names, limits=limits)
+    files = input_files(path)
+    objs = [_load(read_input(f, "data file", limits, missing="for the built-in data pass 'synthetic'",
+                             expected="a .pkl file"), str(f), limits) for f in files]
+    if len(files) == 1 and not is_sentiment_tuple(objs[0]):
+        source = str(files[0])
+        corpus, layout = _validated(objs[0], source, label_names, limits)
+        note(f"{source}: read as {LAYOUTS[layout].description}")
+        return corpus
+    source = str(files[0]) if len(files) == 1 else str(path)
+    if label_names is not None:
+        raise DataFormatError(source, f"CMU-MOSI / MOSEI files name their own labels ({', '.join(SENTIMENT2)}, or "
+                                      f"{', '.join(SENTIMENT3)}); label names are for Poria's 9-tuple")
+    parts = []
+    for f, obj in zip(files, objs):
+        if not is_sentiment_tuple(obj):
+            raise DataFormatError(str(f), f"is not a CMU-MOSI / MOSEI modality tuple; a folder or glob of several "
+                                          f"files may hold only those ({FILES_HINT})")
+        parts.append(read_modality_file(obj, str(f)))
+    corpus, _ = _validated(merge(parts, source), source, None, limits)
+    note(f"{source}: read as {SENTIMENT_LAYOUTS[parts[0].layout].description}, {parts[0].task}-way sentiment: "
+         f"{contents(parts)}")
+    return corpus
 
 
 def read_input(path: Path, what: str, limits: Limits, *, missing: str, expected: str) -> bytes:
@@ -94,17 +118,26 @@ def read_input(path: Path, what: str, limits: Limits, *, missing: str, expected:
 
 def corpus_from_bytes(data: bytes, *, source: str, label_names: Sequence[str] | None = None,
                       limits: Limits | None = None) -> Corpus:
-    """:func:`read_corpus` for the bytes of a file; ``source`` names it in errors."""
+    """:func:`read_corpus` for the bytes of a file in one of :data:`LAYOUTS`; ``source`` names it in errors."""
     limits = Limits.from_env() if limits is None else limits
+    return _validated(_load(data, source, limits), source, label_names, limits)[0]
+
+
+def _load(data: bytes, source: str, limits: Limits):
+    """The object pickled in ``data``, read safely (:func:`~data_utils.safe_pickle.safe_loads`)."""
     try:
-        obj = safe_loads(data, source=source, limits=limits)
+        return safe_loads(data, source=source, limits=limits)
     except DamagedPickleError as e:
         raise DataFormatError(source, f"not a readable pickle: {e.problem}") from None
+
+
+def _validated(obj, source: str, label_names, limits: Limits) -> tuple[Corpus, str]:
+    """:func:`read_tuple` with memory and recursion failures as one-line :class:`DataFormatError`."""
     try:
-        return corpus_from_tuple(obj, source=source, label_names=label_names, limits=limits)
+        return read_tuple(obj, source=source, label_names=label_names, limits=limits)
     except MemoryError:
-        raise DataFormatError(source, f"ran out of memory validating the {len(data):,}-byte file's features (free "
-                              "memory, or lower the limits with MSER_LOAD_LIMITS)") from None
+        raise DataFormatError(source, "ran out of memory validating the file's features (free memory, or lower the "
+                                      "limits with MSER_LOAD_LIMITS)") from None
     except RecursionError:  # no container of the result is nested deeper than limits.depth: our bug, said in a line
         raise DataFormatError(source, "a value is nested too deeply to validate (RecursionError)") from None
 
@@ -132,6 +165,8 @@ def corpus_to_tuple(corpus: Corpus, *, at=None) -> tuple:
         extras["sessions"] = dict(corpus.sessions)
     if corpus.metric:
         extras["metric"] = corpus.metric
+    if corpus.corpus:
+        extras["corpus"] = corpus.corpus
     if corpus.extractors:
         extras["extractors"] = {m: {"path": _relative(r["path"], at), "sha256": r["sha256"]}
                                 for m, r in sorted(corpus.extractors.items())}

@@ -12,7 +12,7 @@ from .labels import IEMOCAP6
 
 MELD7 = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 EXTRAS_KEYS = ("format", "version", "label_names", "validVid", "sessions", "synthetic", "description", "extractors",
-               "metric")
+               "metric", "corpus")
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ LAYOUTS = {
     "poria": Layout("poria", FIELDS, IEMOCAP6,
                     "Poria et al.'s IEMOCAP 9-tuple (also DialogueRNN's and DialogueGCN's IEMOCAP files)"),
     "poria+extras": Layout("poria+extras", FIELDS + ("extras",), IEMOCAP6,
-                           "the same with this suite's extras dict (validVid, label_names, sessions, ...)"),
+                           "Poria et al.'s 9-tuple with this suite's extras dict (validVid, label_names, sessions, ...)"),
     "poria+trailing": Layout("poria+trailing", FIELDS + ("(ignored)",), IEMOCAP6,
-                             "the same with one more element of another tool's (not read)"),
+                             "Poria et al.'s 9-tuple with one more element of another tool's (not read)"),
     "dialoguernn-meld": Layout(
         "dialoguernn-meld",
         ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoSentence", "trainVid",

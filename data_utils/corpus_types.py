@@ -110,6 +110,8 @@ class Corpus:
     extractors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # the metric the corpus is judged by (e.g. 'weighted_f1' for MELD), '' when it does not say: runs default to it
     metric: str = ""
+    # the corpus's name for reports (e.g. 'CMU-MOSI'), '' when the file does not say (IEMOCAP is known by its hash)
+    corpus: str = ""
 
     def __post_init__(self):
         _check_splits(self.source or "<corpus>", set(self.dialogues), self.splits)

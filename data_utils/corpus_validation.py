@@ -20,7 +20,13 @@ from .pickle_limits import Limits
 
 def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = None,
                       limits: Limits | None = None) -> Corpus:
-    """Validate a tuple in one of :data:`LAYOUTS` into a :class:`Corpus`.
+    """Validate a tuple in one of :data:`LAYOUTS` into a :class:`Corpus` (:func:`read_tuple` without the layout)."""
+    return read_tuple(obj, source=source, label_names=label_names, limits=limits)[0]
+
+
+def read_tuple(obj, *, source: str, label_names: Sequence[str] | None = None,
+               limits: Limits | None = None) -> tuple[Corpus, str]:
+    """Validate a tuple in one of :data:`LAYOUTS` into a :class:`Corpus`; also the name of the layout it was.
 
     ``label_names`` names the label ids (id i is ``label_names[i]``); it overrides the file's ``extras.label_names``
     and the layout's default (IEMOCAP6 for Poria's layout, MELD's seven emotions for DialogueRNN's MELD layout).
@@ -138,7 +144,7 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
 
     extractors = _read_extractors(source, extras.get("extractors", {}), present)
     valid = set(splits["valid"])
-    return Corpus(
+    corpus = Corpus(
         dialogues=dialogues,
         splits={"train": tuple(d for d in splits["train"] if d not in valid), "valid": splits["valid"],
                 "test": splits["test"]},
@@ -150,7 +156,17 @@ def corpus_from_tuple(obj, *, source: str, label_names: Sequence[str] | None = N
         sessions=dict(sessions),
         extractors=extractors,
         metric=_read_metric(source, extras.get("metric", "")),
+        corpus=_read_name(source, extras.get("corpus", ""), "extras.corpus"),
     )
+    return corpus, layout
+
+
+def _read_name(source: str, value, field: str) -> str:
+    """A short visible name (``extras.corpus``), '' when absent."""
+    if not isinstance(value, str) or len(value) > 100:
+        raise DataFormatError(source, f"must be a name of at most 100 characters, got {brief(value)}", field=field)
+    _check_visible(source, value, "name", field=field)
+    return value
 
 
 _METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")

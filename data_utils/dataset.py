@@ -50,6 +50,7 @@ class ERCDataset:
     standardized: bool = False
     extractors: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)  # Corpus.extractors
     metric: str = ""  # the metric the corpus is judged by, '' when it does not say (Corpus.metric)
+    corpus: str = ""  # the corpus's name for reports ('CMU-MOSI'), '' when the file does not say (Corpus.corpus)
 
     # -- shape facts -------------------------------------------------------------------------------------
     @property
@@ -171,6 +172,7 @@ class ERCDataset:
                 per_split[split]["held_out_for_validation"] = held["dialogues"]
         return {
             "source": self.source,
+            **({"corpus": self.corpus} if self.corpus else {}),
             "synthetic": self.synthetic,
             "label_scheme": self.scheme.name,
             "classes": list(self.class_names),
@@ -208,8 +210,12 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
     """Pad a validated corpus into arrays under ``scheme``."""
     dialogues = list(corpus.dialogues.values())
     used = {label for d in dialogues for label in d.labels}
-    # 'native': one class per label the corpus uses (a CSV of IEMOCAP names keeps IEMOCAP's ids, not its classes)
-    scheme = get_scheme(scheme, [n for n in corpus.label_names if n in used])
+    # 'native': one class per label the corpus uses (a CSV of IEMOCAP names keeps IEMOCAP's ids, not its classes);
+    # 'auto' says what it chose for a file (the built-in data's labels are IEMOCAP's)
+    from .synthetic import parse_source
+
+    file = "" if parse_source(corpus.source) else corpus.source
+    scheme = get_scheme(scheme, [n for n in corpus.label_names if n in used], source=file)
     n, t = len(dialogues), max(len(d) for d in dialogues)
     speaker_names = tuple(sorted({s for d in dialogues for s in d.speakers}))
     speaker_index = {s: i for i, s in enumerate(speaker_names)}
@@ -245,6 +251,7 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
         sessions=tuple(corpus.session(d.id) for d in dialogues),
         extractors={m: dict(r) for m, r in corpus.extractors.items()},
         metric=corpus.metric,
+        corpus=corpus.corpus,
     )
 
 

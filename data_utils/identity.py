@@ -43,27 +43,47 @@ def _preset(source: str) -> tuple[str, str] | None:
     return parse_source(source)
 
 
+def source_files(source: str) -> list[Path]:
+    """The files a data ``source`` reads: one file, or a folder's / glob's CMU-MOSI or MOSEI modality files
+    (:func:`data_utils.corpus_sentiment.input_files`); none for built-in data or a source that names nothing."""
+    from .corpus_sentiment import input_files
+    from .corpus_types import DataFormatError
+
+    if _preset(source):
+        return []
+    try:
+        return [p for p in input_files(source) if p.is_file()]
+    except (FileNotFoundError, DataFormatError, OSError):
+        return []
+
+
 def data_sha256(source: str) -> str:
-    """The SHA-256 of the data file ``source``, or ``synthetic:<preset>`` for built-in data ('unknown' if the
-    source is no file)."""
+    """The SHA-256 of the data file ``source`` (of several files: of their names and SHA-256s, one per line), or
+    ``synthetic:<preset>`` for built-in data ('unknown' if the source is no file)."""
     preset = _preset(source)
     if preset:
         return f"synthetic:{preset[0]}" + ("" if preset[1] == "0" else f":seed{preset[1]}")
-    path = Path(source)
-    if not path.is_file():
+    files = source_files(source)
+    if not files:
         return "unknown"
-    return file_digests(path)[0]
+    if len(files) == 1:
+        return file_digests(files[0])[0]
+    listing = "".join(f"{p.name}\t{file_digests(p)[0]}\n" for p in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def describe_source(source: str, *, synthetic: bool, dialogues: int) -> dict:
+def describe_source(source: str, *, synthetic: bool, dialogues: int, corpus: str = "") -> dict:
     """How reports name the data ``source``: ``{"name", "file", "sha256", "dialogues", "poria"}``.
 
     ``name`` is :data:`SYNTHETIC_NAME` for synthetic data (built-in, or a file that says it is), :data:`IEMOCAP_NAME`
     only for Poria et al.'s own file (by its hash), :data:`AT_IEMOCAP_PATH` for another file at the default path,
-    else the file's name."""
+    ``corpus (file)`` for a corpus that names itself (``CMU-MOSI (raw)``), else the file's name. ``sha256``:
+    :func:`data_sha256`."""
     path = Path(str(source))
+    files = source_files(str(source))
     poria = False
-    if not _preset(source) and path.is_file():
+    if len(files) == 1:
+        path = files[0]
         sha256, blob = file_digests(path)
         poria = blob == IEMOCAP_BLOB_SHA1
     else:
@@ -74,6 +94,8 @@ def describe_source(source: str, *, synthetic: bool, dialogues: int) -> dict:
         name = IEMOCAP_NAME
     elif path.name == DEFAULT_PATH.name and path.parent.name == DEFAULT_PATH.parent.name:
         name = AT_IEMOCAP_PATH
+    elif corpus:
+        name = f"{corpus} ({path.name})"
     else:
         name = path.name
     return {"name": name, "file": path.name, "sha256": sha256, "dialogues": int(dialogues), "poria": poria}

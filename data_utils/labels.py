@@ -15,6 +15,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .notes import note
+
 # The label ids of Poria et al.'s pickle (``loadIEMOCAP.py``): videoLabels hold indices into this tuple.
 IEMOCAP6 = ("hap", "sad", "neu", "ang", "exc", "fru")
 # Label names that mean "no agreed label": IEMOCAP's evaluators' ``xxx`` and a blank label. Context, never scored.
@@ -88,15 +90,32 @@ ORIGINAL6 = LabelScheme(
 )
 
 SCHEMES: dict[str, LabelScheme] = {s.name: s for s in (MERGED4, STANDARD4, ORIGINAL6)}
-DEFAULT_SCHEME = "merged4"
-# What --scheme takes: every built-in scheme, and "native" (the corpus's own classes, :func:`get_scheme`).
-SCHEME_CHOICES = (*sorted(SCHEMES), "native")
+# The default: the scheme follows the file (:func:`auto_scheme`).
+DEFAULT_SCHEME = "auto"
+# What --scheme takes: "auto", every built-in scheme, and "native" (the corpus's own classes, :func:`get_scheme`).
+SCHEME_CHOICES = ("auto", *sorted(SCHEMES), "native")
 
 
-def get_scheme(name: str | LabelScheme, label_names: Sequence[str] = IEMOCAP6) -> LabelScheme:
-    """Look a scheme up by name. ``'native'`` keeps the corpus's own label names as the classes."""
+def auto_scheme(label_names: Sequence[str]) -> str:
+    """What ``'auto'`` means for a corpus whose label ids are named ``label_names``: ``'merged4'`` (the study's
+    scheme) when every name is one of IEMOCAP's (:data:`IEMOCAP6`, besides :data:`CONTEXT_LABELS`), else ``'native'``
+    (the file's own classes: MELD's emotions, CMU-MOSI's ``negative, positive``, your CSV's labels)."""
+    named = set(label_names) - set(CONTEXT_LABELS)
+    return "merged4" if named and named <= set(IEMOCAP6) else "native"
+
+
+def get_scheme(name: str | LabelScheme, label_names: Sequence[str] = IEMOCAP6, *, source: str = "") -> LabelScheme:
+    """Look a scheme up by name. ``'native'`` keeps the corpus's own label names as the classes; ``'auto'`` is
+    :func:`auto_scheme` of ``label_names``; with ``source`` (the data file it is for) it says once which it chose."""
     if isinstance(name, LabelScheme):
         return name
+    if name == "auto":
+        chosen = auto_scheme(label_names)
+        why = "IEMOCAP's label names" if chosen == "merged4" else "the file's own labels: " + ", ".join(
+            n for n in label_names if n not in CONTEXT_LABELS)
+        if source:
+            note(f"{source}: label scheme auto -> {chosen} ({why}); --scheme chooses another")
+        return get_scheme(chosen, label_names)
     if name == "native":
         classes = tuple(n for n in label_names if n not in CONTEXT_LABELS)
         return LabelScheme("native", classes=classes,
@@ -106,4 +125,4 @@ def get_scheme(name: str | LabelScheme, label_names: Sequence[str] = IEMOCAP6) -
     try:
         return SCHEMES[name]
     except KeyError:
-        raise ValueError(f"unknown label scheme {name!r}; choose one of {sorted(SCHEMES) + ['native']}") from None
+        raise ValueError(f"unknown label scheme {name!r}; choose one of {', '.join(SCHEME_CHOICES)}") from None

@@ -164,7 +164,7 @@ def _fine_tune_spec(corpus: Corpus, order: list[str], epochs: int, scheme: str, 
                     exclude: frozenset[str] = frozenset()) -> dict:
     """What the worker's ``fine_tune`` needs: flat class indices and the train / validation utterance indices
     (training dialogues in ``exclude`` left out)."""
-    scheme = get_scheme(scheme, corpus.label_names)
+    scheme = get_scheme(scheme, corpus.label_names, source=corpus.source)
     splits = validation_splits(corpus.splits, source=corpus.source)  # the runner's rule, split_seed 0
     role = {**{d: "train" for d in splits["train"] if d not in exclude}, **{d: "valid" for d in splits["valid"]}}
     labels, rows = [], {"train": [], "valid": []}

@@ -83,7 +83,7 @@ def run_folds(run: TrainedRun, data: str | Path | ERCDataset | None = None) -> t
         except FileNotFoundError:
             raise FileNotFoundError(f"the data of {run.folder} ({source}) is not found from here; pass its path "
                                     "(--data)") from None
-    found = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))["sha256"]
+    found = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds), corpus=ds.corpus)["sha256"]
     if found != recorded.get("sha256"):
         raise ValueError(f"{source} is not the data {run.folder} was trained on (SHA-256 {_short(found)}, the run "
                          f"recorded {_short(str(recorded.get('sha256')))})")

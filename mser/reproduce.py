@@ -74,7 +74,7 @@ def reproduce(*, quick: bool = False, data: str | None = None, reports: str | Pa
         check_output_path(_kept_name(reports), directory=True, option="--reports")  # the old one moves there
     data = resolve_data(data, try_download=try_download)
     ds = load_dataset(data, scheme=DEFAULT_SCHEME)  # a bad pickle fails here, in one line, before anything is moved
-    identity = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds))
+    identity = describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds), corpus=ds.corpus)
     _fresh_reports_dir(reports)
     params = parameters(data, quick=quick, reports=reports)
     os.environ.setdefault("MSER_PROGRESS", "lines")  # executed notebooks are pages: lines, no progress bars

@@ -195,8 +195,9 @@ def test_unknown_scheme_and_uncovered_labels(small_corpus):
     layout[9]["label_names"] = ["joy", "anger", "calm", "sad", "x", "y"]
     corpus = corpus_from_bytes(pickle.dumps(tuple(layout)), source="own.pkl")
     with pytest.raises(ValueError, match=r"not covered by label scheme 'merged4'.*--scheme native"):
-        from_corpus(corpus)
+        from_corpus(corpus, "merged4")
     assert from_corpus(corpus, "native").class_names == ("joy", "anger", "calm", "sad", "x", "y")
+    assert from_corpus(corpus).class_names == ("joy", "anger", "calm", "sad", "x", "y")  # 'auto' follows the file
 
 
 # ------------------------------------------------------------------------------------------------- other corpora

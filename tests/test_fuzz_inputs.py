@@ -56,7 +56,7 @@ def _run(argv, capsys) -> tuple[int, str]:
 
 def _check_outcome(code: int, err: str, source, case: str) -> None:
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    other = [line for line in err.splitlines() if line and not line.startswith(("error: ", "warning: "))]
+    other = [line for line in err.splitlines() if line and not line.startswith(("error: ", "warning: ", "note: "))]
     assert not other, f"{case}: unexpected stderr {other[:3]}"
     if code == 0:
         assert not errors, case

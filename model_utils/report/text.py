@@ -75,7 +75,8 @@ def describe_data(data) -> str:
     if isinstance(data, dict):
         return data_label(data)
     if hasattr(data, "scheme"):  # ERCDataset
-        return data_label({**describe_source(data.source, synthetic=data.synthetic, dialogues=len(data)),
+        return data_label({**describe_source(data.source, synthetic=data.synthetic, dialogues=len(data),
+                                             corpus=data.corpus),
                            "synthetic": data.synthetic, "label_scheme": data.scheme.name})
     return data_label(data.data)  # RunResult
 
@@ -100,7 +101,7 @@ def data_banner(ds, *, settings: str = "") -> Markdown:
     if ds.synthetic:
         return Markdown(f"> **{SYNTHETIC_WARNING}.** Every number, table and figure below comes from the built-in "
                         f"synthetic data ({facts}). Use it to check the pipeline, never to cite.")
-    who = describe_source(ds.source, synthetic=False, dialogues=len(ds))
+    who = describe_source(ds.source, synthetic=False, dialogues=len(ds), corpus=ds.corpus)
     return Markdown(f"Data: **{escape_markdown(who['name'])}**, the file {escape_markdown(ds.source)} (SHA-256 "
                     f"{who['sha256'][:16]}…, {who['dialogues']} dialogues); {facts}.")
 

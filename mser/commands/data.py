@@ -9,8 +9,11 @@ from data_utils.labels import DEFAULT_SCHEME, SCHEME_CHOICES
 from . import download
 from ._common import handles_data_errors
 
-DATA_HELP = ("a pickle in Poria et al.'s layout, or 'synthetic' for the built-in data (default; "
-             "'synthetic-small' for a tiny version)")
+DATA_HELP = ("a pickle in Poria et al.'s layout; CMU-MOSI/MOSEI modality pickles (one file, a folder or a quoted "
+             "glob such as 'raw/*_2way.pickle'); or 'synthetic' for the built-in data (default; 'synthetic-small' for "
+             "a tiny version)")
+SCHEME_HELP = ("label scheme (default auto: merged4 for IEMOCAP's label names, else the file's own classes, "
+               "'native')")
 
 
 LABEL_NAMES_HELP = ("what the file's label ids 0, 1, ... mean, in order, e.g. neutral,joy,anger (default: the file's "
@@ -30,8 +33,7 @@ def register(subparsers) -> None:
 
     summary = sub.add_parser("summary", help="print a JSON summary of a dataset")
     summary.add_argument("--data", default="synthetic", help=DATA_HELP)
-    summary.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES,
-                         help=f"label scheme (default {DEFAULT_SCHEME})")
+    summary.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES, help=SCHEME_HELP)
     summary.add_argument("--label-names", type=label_names_arg, metavar="A,B,...", help=LABEL_NAMES_HELP)
     summary.set_defaults(func=_summary)
 

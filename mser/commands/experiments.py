@@ -11,7 +11,7 @@ from model_utils.config import CV_MODES, GROUPS, MAX_SEEDS
 from model_utils.metrics import METRICS
 
 from ._common import RESUME_HINT, handles_data_errors
-from .data import DATA_HELP
+from .data import DATA_HELP, SCHEME_HELP
 
 
 
@@ -68,7 +68,7 @@ def register(subparsers) -> None:
     select.add_argument("experiments", nargs="+", help="experiment names (see `mser list`)")
     select.add_argument("--data", action="append", required=True, metavar="PATH",
                         help="a corpus pickle; repeat for several feature sets")
-    select.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES)
+    select.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES, help=SCHEME_HELP)
     select.add_argument("--seeds", type=_seed_count, default=5, metavar="N", help="seeds 0..N-1 (default 5)")
     select.add_argument("--epochs", type=_positive, help="cap on epochs")
     select.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
@@ -117,7 +117,7 @@ def register(subparsers) -> None:
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synthetic", help=DATA_HELP)
-    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES)
+    parser.add_argument("--scheme", default=DEFAULT_SCHEME, choices=SCHEME_CHOICES, help=SCHEME_HELP)
 
 
 def _positive(text: str) -> int:

@@ -261,3 +261,26 @@ def test_data_summary_and_an_audio_only_run_need_no_scheme(tmp_path, capsys, mon
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["dataset"]["label_scheme"] == "native"
     assert main(["run", "text-bilstm", "--data", str(path), "--seeds", "1", "--out", "run2"]) == 1
     assert "text" in capsys.readouterr().err  # an experiment needing a modality the file lacks: refused
+
+
+def test_the_readmes_own_example_works_for_labels_other_than_iemocaps(tmp_path, capsys, monkeypatch):
+    """`mser features text --transcripts my.csv …` then `mser run text-bilstm --data …`, no --scheme anywhere."""
+    import csv
+
+    rng = np.random.default_rng(0)
+    words = {"pos": "great lovely happy", "neg": "awful bad sad", "neu": "the a table"}
+    rows = []
+    for d in range(12):
+        split = "test" if d >= 9 else "train"
+        for turn in range(6):
+            label = ["pos", "neg", "neu"][int(rng.integers(3))]
+            rows.append([f"d{d}", turn, "AB"[turn % 2], label, split, f"{words[label]} {turn}"])
+    path = tmp_path / "my.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["dialogue_id", "turn", "speaker", "label", "split", "text"], *rows])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("data_utils.notes._said", set())
+    assert main(["features", "text", "--transcripts", str(path), "--out", "my_text.pkl", "--dim", "8"]) == 0
+    assert main(["run", "text-bilstm", "--data", "my_text.pkl", "--seeds", "1", "--epochs", "1", "--out", "r"]) == 0
+    assert "label scheme auto -> native (the file's own labels: neg, neu, pos)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["dataset"]["label_scheme"] == "native"

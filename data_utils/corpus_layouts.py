@@ -29,7 +29,7 @@ LAYOUTS = {
     "poria": Layout("poria", FIELDS, IEMOCAP6,
                     "Poria et al.'s IEMOCAP 9-tuple (also DialogueRNN's and DialogueGCN's IEMOCAP files)"),
     "poria+extras": Layout("poria+extras", FIELDS + ("extras",), IEMOCAP6,
-                           "Poria et al.'s 9-tuple with this suite's extras dict (validVid, label_names, sessions, ...)"),
+                           "Poria et al.'s 9-tuple with this suite's extras dict (validVid, label_names, ...)"),
     "poria+trailing": Layout("poria+trailing", FIELDS + ("(ignored)",), IEMOCAP6,
                              "Poria et al.'s 9-tuple with one more element of another tool's (not read)"),
     "dialoguernn-meld": Layout(
@@ -74,8 +74,10 @@ def identify_layout(obj, source: str) -> tuple[str, dict, dict]:
     raise DataFormatError(
         source, f"expected Poria et al.'s 9-tuple ({', '.join(FIELDS)}), optionally with a 10th element (this "
                 f"suite's extras dict, or another tool's, not read), or DialogueRNN's MELD 9-tuple "
-                f"({', '.join(meld)}); found a {type(obj).__name__} of {n} elements ({_kinds(obj)}). Convert the file "
-                f"to Poria's layout (README, 'Your data'), or write a transcripts CSV and use `mser features text`")
+                f"({', '.join(meld)}), or a CMU-MOSI / MOSEI modality tuple of padded arrays (7 or 13 elements, "
+                f"named text_2way.pickle …); found a {type(obj).__name__} of {n} elements ({_kinds(obj)}). Convert "
+                f"the file to Poria's layout (README, 'Your data'), or write a transcripts CSV and use "
+                f"`mser features text`")
 
 
 def _string_ids(value):

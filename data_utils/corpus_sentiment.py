@@ -16,12 +16,12 @@ zero-padded to the longest video, Python 2 pickles as the IEMOCAP file is:
   together, the file's validation split is not used (a warning says so) and one is drawn from the training videos.
 
 Labels, read at real utterances only (padding is never a class): a one-hot (videos, T, C) array (C = 2:
-``negative, positive``; C = 3 in upstream's column order ``negative, positive, neutral``, as ``createOneHotMosei3way``
-writes it); or a (videos, T) array of class ids (0 = negative, 1 = positive, and 2 = neutral for the 3-way task,
-upstream's order); or of sentiment scores (any other values: upstream's ``createOneHotMosei2way`` / ``…3way``
-rule, positive above 0, negative at or below 0 for 2 classes; below 0 negative, 0 neutral for 3). The task is the
-file name's ``_2way`` / ``_3way``, else what the labels hold (2 for scores). Label names are ``negative, positive``
-(2-way) or ``negative, neutral, positive`` (3-way).
+``negative, positive``; C = 3 in upstream's column order ``negative, positive, neutral``, as
+``createOneHotMosei3way`` writes it); or a (videos, T) array of class ids (0 = negative, 1 = positive, and 2 =
+neutral for the 3-way task, upstream's order); or of sentiment scores (any values that are not such ids: upstream's
+``createOneHotMosei2way`` / ``…3way`` rule, positive above 0, negative at or below 0 for 2 classes; below 0
+negative, 0 neutral for 3). The task is the file name's ``_2way`` / ``_3way``, else what the labels hold (2 for
+scores). Label names are ``negative, positive`` (2-way) or ``negative, neutral, positive`` (3-way).
 
 Every video is a dialogue of one party (its speaker is the video), every segment an utterance without a sentence:
 ids ``mosi_train_000``, ``mosi_valid_000``, ``mosi_test_000``, utterances ``mosi_train_000_u00``. Several modality
@@ -238,8 +238,9 @@ def _decode_labels(array, data: np.ndarray, lengths: list[int], hinted: int | No
         ids, task = real.argmax(axis=1), classes
     else:
         values = set(np.unique(real).tolist())
-        if values <= {0.0, 1.0} and hinted != 3 or values <= {0.0, 1.0, 2.0} and hinted != 2 and 2.0 in values:
-            ids, task = real.astype(np.int64), hinted or (3 if 2.0 in values else 2)
+        as_ids = hinted or (3 if 2.0 in values else 2)
+        if values <= set(map(float, range(as_ids))):  # class ids 0 .. task - 1
+            ids, task = real.astype(np.int64), as_ids
         elif (hinted or 2) == 2:  # sentiment scores: createOneHotMosei2way
             ids, task = (real > 0).astype(np.int64), 2
         else:  # createOneHotMosei3way

@@ -284,3 +284,21 @@ def test_the_readmes_own_example_works_for_labels_other_than_iemocaps(tmp_path, 
     assert main(["run", "text-bilstm", "--data", "my_text.pkl", "--seeds", "1", "--epochs", "1", "--out", "r"]) == 0
     assert "label scheme auto -> native (the file's own labels: neg, neu, pos)" in capsys.readouterr().err
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["dataset"]["label_scheme"] == "native"
+
+
+@pytest.mark.parametrize("name, values, expected", [
+    ("audio_3way.pickle", [0, 1, 2], ["negative", "positive", "neutral"]),  # class ids, upstream's order
+    ("audio_3way.pickle", [0, 1, 1], ["negative", "positive", "positive"]),  # ids of a 3-way file without neutral
+    ("audio_3way.pickle", [-0.4, 0.0, 2.2], ["negative", "neutral", "positive"]),  # scores, 3-way rule
+    ("audio_2way.pickle", [-0.4, 0.0, 2.2], ["negative", "negative", "positive"]),  # scores, 2-way rule
+    ("audio.pickle", [0, 2, 1], ["negative", "neutral", "positive"]),  # no task in the name: ids up to 2 are 3-way
+])
+def test_class_ids_and_scores_are_read_by_upstreams_rules(tmp_path, name, values, expected):
+    t = list(mosi_tuple("audio"))
+    t[3] = t[3].copy()
+    t[3][0, :3] = values
+    (tmp_path / name).write_bytes(py2_pickle(tuple(t)))
+    corpus = read_corpus(tmp_path / name)
+    assert list(corpus.dialogues["mosi_test_000"].labels[:3]) == expected
+    three_way = "3way" in name or 2 in values
+    assert corpus.label_names == (("negative", "neutral", "positive") if three_way else ("negative", "positive"))

@@ -11,6 +11,7 @@ import sys as _sys
 
 import wrapt as _wrapt
 
+from .machine import device as _device
 from .machine import settings as _settings
 from .machine import tf_logs as _tf_logs
 
@@ -28,3 +29,5 @@ def _register_layers(_keras) -> None:
 
 
 _wrapt.register_post_import_hook(_register_layers, "keras")
+# MSER_DEVICE=cpu hides the GPUs as TensorFlow is imported, before it sets up any device (machine.device).
+_wrapt.register_post_import_hook(_device.apply, "tensorflow")

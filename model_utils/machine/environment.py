@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import platform
 
+from .device import HELP as DEVICE_HELP
+from .device import compute_device, cpu_name
 from .provenance import package_version
 from .settings import REPORTED
 
@@ -20,15 +22,11 @@ EXTRAS = {"text": "sentence-transformers", "audio": "opensmile", "ray": "ray",
 
 
 def devices() -> list[str]:
-    """The devices TensorFlow sees, e.g. ``['CPU:0']`` or ``['CPU:0', 'GPU:0']`` (imports TensorFlow)."""
+    """The devices TensorFlow sees, e.g. ``['CPU:0']`` or ``['CPU:0', 'GPU:0']``, whatever ``MSER_DEVICE`` hides
+    (:func:`~model_utils.machine.device.compute_device` says which one a run trains on). Imports TensorFlow."""
     import tensorflow as tf
 
     return [f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
-
-
-def compute_device() -> str:
-    """The device a model trains on here: ``GPU`` when TensorFlow sees one (it places ops there), else ``CPU``."""
-    return "GPU" if any(d.startswith("GPU") for d in devices()) else "CPU"
 
 
 def tensorflow_threads() -> dict:
@@ -49,12 +47,14 @@ def environment_report() -> dict:
     return {
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "tensorflow": package_version("tensorflow"),
         "keras": package_version("keras"),
         "numpy": package_version("numpy"),
         "devices": devices(),
         "compute_device": compute_device(),
+        "device_choice": f"{DEVICE_HELP}; `mser env --check-device` compares the GPU with the CPU",
         "op_determinism": "on in every run (model_utils.training.set_seed; same seed, same device: same numbers)",
         "settings": {name: os.environ.get(name, "(unset)") for name in REPORTED},
         "extras": {extra: package_version(package) for extra, package in EXTRAS.items()},

@@ -18,9 +18,9 @@ PINNED = {"TF_ENABLE_ONEDNN_OPTS": "1"}  # set whatever the caller's shell says
 DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 # What decides a run's numbers or its logs, as `mser env` reports them.
 REPORTED = ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL",
-            "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
+            "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "MSER_DEVICE")
 # What a Ray actor must see as this process does (its threads are set by the lane itself).
-FORWARDED = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED", "MSER_REUSE_TRACES")
+FORWARDED = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED", "MSER_REUSE_TRACES", "MSER_DEVICE")
 
 
 def apply() -> None:

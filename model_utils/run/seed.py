@@ -50,7 +50,9 @@ def train_seed(plan: Plan, seed: int, *, verbose: int, staging: Path | None, pro
 
     from .. import training
     from ..architectures import build_for
+    from ..machine.environment import compute_device, tensorflow_threads
 
+    device = compute_device()  # before training: a device choice that cannot hold stops the run here
     exp, config, scored = plan.experiment, plan.config, plan.scored
     where = SYNTHETIC_NAME if plan.data["synthetic"] else plan.data["path"]
     log(verbose, f"[{exp.name}] seed {seed}{f' ({progress})' if progress else ''} on {where}")
@@ -100,12 +102,10 @@ def train_seed(plan: Plan, seed: int, *, verbose: int, staging: Path | None, pro
     probabilities *= scored.mask[..., None]
     pred = np.where(scored.mask, probabilities.argmax(-1), -1)
     scores = metrics.evaluate(scored.labels, pred, scored.mask, scored.class_names)
-    from ..machine.environment import compute_device, tensorflow_threads
-
     timing["ended"] = time.time()
     timing = {k: round(v, 3) if isinstance(v, float) else v for k, v in timing.items()}
     trained = {**{k: v for k, v in provenance().items() if k in ("git_commit", "started")},
-               "device": compute_device(), "tensorflow_threads": tensorflow_threads(), "timing": timing}
+               "device": device, "tensorflow_threads": tensorflow_threads(), "timing": timing}
     if folds:
         result = SeedResult(seed, scores, [], 0, sum(f.epochs_run for f in folds), sum(f.seconds for f in folds),
                             pred, probabilities,

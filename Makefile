@@ -12,23 +12,37 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup setup-audio setup-text setup-ray setup-tensorboard test reproduce bench docs
+.PHONY: setup setup-audio setup-text setup-ray setup-tensorboard test test-metal-stack reproduce bench docs
 
-# Accelerators: `make setup GPU=cuda` (Linux x86_64) adds the CUDA libraries of the pinned TensorFlow. On macOS arm64
-# the pinned TensorFlow installs from requirements.txt and runs on the CPU: no tensorflow-metal release supports it
-# (the newest, 1.2.0, documents TensorFlow 2.18 at most), so GPU=metal is refused rather than installing a plugin
-# that fails to load. `mser env` shows what TensorFlow sees.
-GPU ?=
+# Accelerators: `make setup GPU=cuda` (Linux x86_64) adds the CUDA libraries of the pinned TensorFlow.
+# `make setup GPU=metal` (macOS arm64 only) builds $(VENV) from requirements-metal.txt instead: the newest TensorFlow
+# the last tensorflow-metal release loads on, with the plugin. Later `make` commands keep that stack (its stamp says
+# so); `make setup GPU=` goes back to requirements.txt. `mser env --check-device` compares the GPU with the CPU.
+GPU ?= $(if $(wildcard $(VENV)/.installed-metal),metal,)
 TF_PIN := $(shell sed -n 's/^tensorflow==\([^ ]*\).*/\1/p' requirements.txt)
+METAL_TF_PIN := $(shell sed -n 's/^tensorflow==\([^ ]*\).*/\1/p' requirements-metal.txt)
+ifeq ($(GPU),metal)
+ifneq ($(shell uname -sm),Darwin arm64)
+$(error GPU=metal needs macOS on Apple silicon, and this is $(shell uname -sm): tensorflow-metal has no wheel here; use `make setup` (CPU) or, on Linux x86_64 with an NVIDIA GPU, GPU=cuda)
+endif
+endif
+STACK := $(VENV)/$(if $(filter metal,$(GPU)),.installed-metal,.installed)
 
-setup: $(VENV)/.installed $(if $(filter cuda,$(GPU)),$(VENV)/.installed-cuda,)
-ifneq ($(filter-out cuda,$(GPU)),)
-	@echo "error: GPU=$(GPU) is not supported: use GPU=cuda on Linux x86_64; on a Mac the pinned TensorFlow $(TF_PIN) runs on the CPU, as no tensorflow-metal release supports it (README, 'Platforms')" >&2; exit 2
+setup: $(STACK) $(if $(filter cuda,$(GPU)),$(VENV)/.installed-cuda,)
+ifneq ($(filter-out cuda metal,$(GPU)),)
+	@echo "error: GPU=$(GPU) is not supported: use GPU=cuda on Linux x86_64 or GPU=metal on macOS arm64 (README, 'Platforms')" >&2; exit 2
 endif
 
+# Each stack clears the other's packages: the two pin different TensorFlow, numpy and tensorflow-metal.
 $(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(if $(wildcard $(VENV)/.installed-metal),--clear,) $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-metal: requirements-metal.txt pyproject.toml
+	$(PYTHON) -m venv $(if $(wildcard $(VENV)/.installed),--clear,) $(VENV)
+	$(BIN)/pip install --quiet -r requirements-metal.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
@@ -59,6 +73,25 @@ setup-tensorboard: setup
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
 test: setup
 	@$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope,) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The TensorFlow test modules on the GPU=metal stack without the plugin (Linux has no tensorflow-metal wheel), in
+# their own environment $(METAL_VENV): the suite must work on TensorFlow $(METAL_TF_PIN) too. .ci/run runs it.
+METAL_VENV ?= .venv-metal
+METAL_TESTS ?= tests/test_layers.py tests/test_architectures.py tests/test_training.py tests/test_experiments.py \
+	tests/test_traced_models.py tests/test_notebooks.py tests/test_device_check.py
+
+$(METAL_VENV)/.installed: requirements-metal.txt pyproject.toml
+	$(PYTHON) -m venv $(METAL_VENV)
+	grep -v '^tensorflow-metal==' requirements-metal.txt > $(METAL_VENV)/requirements.txt
+	$(METAL_VENV)/bin/pip install --quiet -r $(METAL_VENV)/requirements.txt
+	$(METAL_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+test-metal-stack: $(METAL_VENV)/.installed
+	@$(METAL_VENV)/bin/python -c 'import tensorflow as tf; print(f"TensorFlow {tf.__version__} (requirements-metal.txt, without tensorflow-metal)")'
+	@$(METAL_VENV)/bin/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope,) \
+	  $(PYTEST_ARGS) $(METAL_TESTS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 reproduce: setup

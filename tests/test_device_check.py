@@ -171,3 +171,25 @@ def test_apply_hides_what_the_choice_excludes_and_never_raises(monkeypatch, valu
     assert FakeTF.config.visible == visible
     FakeTF.config = _FakeConfig(initialised=True)
     dev.apply(FakeTF)  # too late: compute_device() reports it, the import goes on
+
+
+def test_the_report_of_a_machine_with_gpus_names_each_finding():
+    from model_utils.machine.device_check import format_check
+
+    cpu = [_trial(device="CPU", seconds=2.0), _trial(device="CPU", seconds=2.0)]
+    slow = compare(cpu, [_trial(seconds=4.0), _trial(seconds=4.0, posteriors=np.full((2, 3, 4), 0.26))])
+    report = {"run": {"experiment": "text-context", "data": "synthetic-small", "seed": 0, "epochs": 3,
+                      "batch_size": 4, "repeats": 2},
+              "tensorflow": "2.19.1", "cpu": {"name": "Apple M2", "cores": 8, "seconds": 2.0, "deterministic": True,
+                                              "repeat_max_abs_diff": 0.0},
+              "accelerators": [{**slow, "name": "GPU:0 (METAL)"},
+                               {"device": "GPU:1", "name": "GPU:1", "error": "training on gpu:1 failed: boom"}],
+              "mser_run_device": "GPU", "device_choice": "unset"}
+    lines = format_check(report).splitlines()
+    assert lines[1] == ("CPU: Apple M2 (8 cores): 2.00 s a run; op determinism holds (the same seed twice gave "
+                        "identical numbers)")
+    assert lines[2] == ("GPU:0 (METAL): losses differ from the CPU's by at most 0, posteriors by at most 0; 0.50x "
+                        "the CPU's speed (slower); op determinism does NOT hold (the same seed twice differed by up "
+                        "to 0.01)")
+    assert lines[3].startswith("GPU:1: training on gpu:1 failed: boom; runs there would fail too")
+    assert lines[4].startswith("mser run trains on: GPU (MSER_DEVICE=unset")

@@ -123,18 +123,22 @@ def _write_trials(path: str) -> None:
 def check_devices() -> dict:
     """Train the fixed run on the CPU and on each GPU TensorFlow sees, each in its own process; compare each with
     the CPU (:func:`compare`). Returns a JSON-ready report: the CPU's name and its own determinism, one comparison
-    per GPU, the device ``mser run`` trains on under the present ``MSER_DEVICE`` and the choice itself. ``ValueError``
-    for an ``MSER_DEVICE`` that cannot hold here; ``RuntimeError`` when a device's training fails."""
+    per GPU (or its ``error`` where training there failed), the device ``mser run`` trains on under the present
+    ``MSER_DEVICE`` and the choice itself. ``ValueError`` for an ``MSER_DEVICE`` that cannot hold here;
+    ``RuntimeError`` when training on the CPU fails."""
     import tensorflow as tf
 
     choice = device_choice()
     run_device = compute_device()
     gpus = gpu_names()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="mser-device-check-") as folder:
         cpu = _trials_in_process("cpu", Path(folder))
-        rows = [compare(cpu, _trials_in_process(f"gpu:{i}", Path(folder))) for i in range(len(gpus))]
-    for row, name in zip(rows, gpus):
-        row["name"] = name
+        for i, name in enumerate(gpus):
+            try:
+                rows.append({**compare(cpu, _trials_in_process(f"gpu:{i}", Path(folder))), "name": name})
+            except RuntimeError as e:  # e.g. an op without a deterministic kernel there: say so, check the others
+                rows.append({"device": f"GPU:{i}", "name": name, "error": str(e)})
     return {"run": {"experiment": EXPERIMENT, "data": DATA, "seed": SEED, "epochs": EPOCHS,
                     "batch_size": BATCH_SIZE, "repeats": REPEATS},
             "tensorflow": tf.__version__,
@@ -162,6 +166,9 @@ def format_check(report: dict) -> str:
     if not report["accelerators"]:
         lines.append("no accelerator found: TensorFlow sees only the CPU, so there is nothing to compare it with")
     for row in report["accelerators"]:
+        if "error" in row:
+            lines.append(f"{row['name']}: {row['error']}; runs there would fail too: MSER_DEVICE=cpu trains on the CPU")
+            continue
         ratio = row["speed_ratio"]
         speed = f"{ratio:.2f}x the CPU's speed ({'faster' if ratio > 1 else 'slower'})"
         lines.append(f"{row['name']}: losses differ from the CPU's by at most {row['loss_max_abs_diff']:.3g}, "

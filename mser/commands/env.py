@@ -17,7 +17,8 @@ def register(subparsers) -> None:
                      help="train a tiny fixed model (text-context on synthetic-small, 3 epochs) twice on the CPU "
                           "and twice on each GPU TensorFlow sees; print the largest differences of the losses and "
                           "posteriors from the CPU's, the speed ratio, whether the same seed repeats exactly, and "
-                          "the device mser run trains on (about 30 s on a CPU core)")
+                          "the device mser run trains on (under a minute on a CPU core). Exit code 1 if training "
+                          "fails on a GPU")
     env.set_defaults(func=_env)
 
 
@@ -30,7 +31,7 @@ def _env(args) -> int:
         except (ValueError, RuntimeError) as e:
             return fail(str(e))
         print(json.dumps(report, indent=2) if args.json else format_check(report))
-        return 0
+        return 1 if any("error" in row for row in report["accelerators"]) else 0
     from model_utils.machine.environment import environment_report, format_report
 
     try:

@@ -1,7 +1,7 @@
 """The dataset object every experiment, notebook and test works with.
 
-``load_dataset`` turns a corpus (a pickle in Poria et al.'s layout, or the built-in synthetic data) into padded
-arrays under a label scheme:
+``load_dataset`` turns a corpus (a pickle or CMU-MOSI/MOSEI files: :func:`data_utils.corpus.read_corpus`; or the
+built-in synthetic data) into padded arrays under a label scheme:
 
 - ``features[m]``: (N, T, D) float32 per modality, zeros at padding;
 - ``present``: (N, T) bool, a real utterance (what models attend over);
@@ -91,10 +91,8 @@ class ERCDataset:
 
     # -- selection ----------------------------------------------------------------------------------------
     def subset(self, which: str | Iterable[str]) -> "ERCDataset":
-        """The dialogues of one split (``'train'``, ``'valid'``, ``'test'``) or of the given ids, in id order.
-
-        T stays the same, so a model built for the full dataset accepts every subset.
-        """
+        """The dialogues of one split (``'train'``, ``'valid'``, ``'test'``) or of the given ids, in id order; T stays
+        the same, so a model built for the full dataset accepts every subset."""
         if isinstance(which, str):
             if which not in SPLITS:
                 raise ValueError(f"unknown split {which!r}; splits are {SPLITS}")
@@ -129,10 +127,8 @@ class ERCDataset:
         modalities = tuple(self.modalities if modalities is None else modalities)
         missing = [m for m in modalities if m not in self.features]
         if missing:
-            raise ValueError(
-                f"{self.source}: this dataset has no {', '.join(missing)} features (it has "
-                f"{', '.join(self.modalities) or 'none'}); choose an experiment that uses only those"
-            )
+            raise ValueError(f"{self.source}: this dataset has no {', '.join(missing)} features (it has "
+                             f"{', '.join(self.modalities) or 'none'}); choose an experiment that uses only those")
         inputs = {m: self.features[m] for m in modalities}
         inputs["present"] = self.present.astype(np.float32)
         if speaker == "party":
@@ -171,8 +167,7 @@ class ERCDataset:
             if split == "train":
                 per_split[split]["held_out_for_validation"] = held["dialogues"]
         return {
-            "source": self.source,
-            **({"corpus": self.corpus} if self.corpus else {}),
+            "source": self.source, **({"corpus": self.corpus} if self.corpus else {}),
             "synthetic": self.synthetic,
             "label_scheme": self.scheme.name,
             "classes": list(self.class_names),
@@ -210,12 +205,9 @@ def from_corpus(corpus: Corpus, scheme: str | LabelScheme = DEFAULT_SCHEME) -> E
     """Pad a validated corpus into arrays under ``scheme``."""
     dialogues = list(corpus.dialogues.values())
     used = {label for d in dialogues for label in d.labels}
-    # 'native': one class per label the corpus uses (a CSV of IEMOCAP names keeps IEMOCAP's ids, not its classes);
-    # 'auto' says what it chose for a file (the built-in data's labels are IEMOCAP's)
-    from .synthetic import parse_source
-
-    file = "" if parse_source(corpus.source) else corpus.source
-    scheme = get_scheme(scheme, [n for n in corpus.label_names if n in used], source=file)
+    # 'native': a class per label used (IEMOCAP's ids kept); 'auto' says its choice but for synthetic data (IEMOCAP's)
+    said = "" if corpus.synthetic else corpus.source
+    scheme = get_scheme(scheme, [n for n in corpus.label_names if n in used], source=said)
     n, t = len(dialogues), max(len(d) for d in dialogues)
     speaker_names = tuple(sorted({s for d in dialogues for s in d.speakers}))
     speaker_index = {s: i for i, s in enumerate(speaker_names)}
@@ -278,7 +270,8 @@ def load_corpus(source: str = SYNTHETIC, *, seed: int = 0, label_names: Sequence
 
 def load_dataset(source: str = SYNTHETIC, *, scheme: str | LabelScheme = DEFAULT_SCHEME, seed: int = 0,
                  label_names: Sequence[str] | None = None) -> ERCDataset:
-    """Load ``source`` (``'synthetic'``, ``'synthetic-small'`` or a pickle path) as an :class:`ERCDataset`."""
+    """Load ``source`` (``'synthetic'``, ``'synthetic-small'``, a pickle path, or a folder or glob of CMU-MOSI/MOSEI
+    modality pickles) as an :class:`ERCDataset` under ``scheme`` (:func:`~data_utils.labels.get_scheme`)."""
     return from_corpus(load_corpus(source, seed=seed, label_names=label_names), scheme)
 
 

@@ -41,6 +41,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 $(VENV)/.installed-metal: requirements-metal.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 12))' || { echo "error: GPU=metal \
+	needs Python 3.9 to 3.12 (tensorflow-metal 1.2.0 has wheels for no other): e.g. PYTHON=python3.11" >&2; exit 2; }
 	$(PYTHON) -m venv $(if $(wildcard $(VENV)/.installed),--clear,) $(VENV)
 	$(BIN)/pip install --quiet -r requirements-metal.txt
 	$(BIN)/pip install --quiet --no-deps -e .

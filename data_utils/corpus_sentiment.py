@@ -41,6 +41,7 @@ import numpy as np
 
 from .corpus_layouts import Layout
 from .corpus_types import MODALITIES, DataFormatError, DataWarning, brief
+from .notes import note
 
 MOSI_FIELDS = ("train_data", "train_label", "test_data", "test_label", "maxlen", "train_length", "test_length")
 MOSEI_FIELDS = ("train_data", "train_label", "valid_data", "valid_label", "test_data", "test_label", "maxlen",
@@ -57,42 +58,51 @@ LAYOUTS = {
                         "validation split)"),
 }
 CORPUS_NAME = {"cmu-mosi": "CMU-MOSI", "cmu-mosei": "CMU-MOSEI"}
+SENTIMENT_CORPORA = tuple(CORPUS_NAME.values())  # their task is sentiment, not emotion (model cards say so)
 _ID_PREFIX = {"cmu-mosi": "mosi", "cmu-mosei": "mosei"}
 # text_2way.pickle, audio_3way.pickle, video.pickle …: the modality (upstream calls the visual one "video") and task
 FILE_NAME = re.compile(r"^(text|audio|video)(?:_([23])way)?\.(?:pickle|pkl)$")
 _MODALITY = {"text": "text", "audio": "audio", "video": "visual"}
 MAX_FILES = len(MODALITIES)
+# A folder of several tasks' files is read for one: the 2-way ones, else MOSI's untasked ones (2-way), else 3-way
+FOLDER_TASKS = (2, None, 3)
+TASK_WORDS = {2: "2-way (_2way)", None: "untasked (text.pickle …)", 3: "3-way (_3way)"}
 FILES_HINT = "text_2way.pickle, audio_2way.pickle, video_2way.pickle (or _3way, or text.pickle …)"
 
 
 def is_sentiment_tuple(obj) -> bool:
-    """Whether ``obj`` is shaped as a CMU-MOSI (7) or CMU-MOSEI (13) modality tuple: padded data arrays first."""
-    return isinstance(obj, (tuple, list)) and len(obj) in (7, 13) and isinstance(obj[0], np.ndarray) \
-        and obj[0].ndim == 3
+    """Whether ``obj`` is a CMU-MOSI (7) or CMU-MOSEI (13) modality tuple: an array first (then checked field by
+    field); Poria's and MELD's layouts are 9- and 10-tuples of dicts."""
+    return isinstance(obj, (tuple, list)) and len(obj) in (7, 13) and isinstance(obj[0], np.ndarray)
 
 
 def input_files(path) -> list[Path]:
-    """The files ``path`` names: a folder's modality files (named as :data:`FILE_NAME`), a glob's matches, else
-    ``[path]`` itself (read as one file, whatever its layout). Raises ``FileNotFoundError`` for a folder without
-    modality files or a glob that matches nothing, and :class:`DataFormatError` for a folder of two tasks or more
-    files than modalities."""
+    """The files ``path`` names: a folder's modality files (named as :data:`FILE_NAME`; of one task,
+    :data:`FOLDER_TASKS`, the others noted), a glob's matches, else ``[path]`` itself (read as one file, whatever its
+    layout). Raises ``FileNotFoundError`` for a folder without modality files or a glob that matches nothing, and
+    :class:`DataFormatError` for more files than modalities."""
     path = Path(path)
     try:
         folder, exists = path.is_dir(), path.exists()
     except OSError:  # a name too long, no permission: read_input says so for the file
         return [path]
     if folder:
-        found = sorted(p for p in path.iterdir() if FILE_NAME.match(p.name) and p.is_file())
+        found = sorted(p for p in path.iterdir() if FILE_NAME.match(p.name) and not p.is_dir())
         if not found:
             raise FileNotFoundError(f"{path}: is a directory, not a data file, and holds no per-modality pickles "
                                     f"({FILES_HINT}); give the path of a .pkl file, or of a folder or glob of such "
                                     "pickles")
-        tasks = {_task_of_name(p.name) for p in found}
-        if len(tasks) > 1:
-            raise DataFormatError(str(path), "holds files of more than one task (" + ", ".join(p.name for p in found)
-                                  + f"); choose one with a glob, e.g. '{path / '*_2way.pickle'}'")
+        by_task: dict = {}
+        for p in found:
+            by_task.setdefault(_task_of_name(p.name), []).append(p)
+        task = next(t for t in FOLDER_TASKS if t in by_task)
+        found = by_task.pop(task)
+        if by_task:
+            others = ", ".join(p.name for files in by_task.values() for p in files)
+            note(f"{path}: reading its {TASK_WORDS[task]} files; it also holds {others}: a glob chooses those "
+                 f"(e.g. '{path / '*_3way.pickle'}')")
     elif not exists and glob.has_magic(str(path)):
-        found = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+        found = sorted(Path(p) for p in glob.glob(str(path)) if not Path(p).is_dir())
         if not found:
             raise FileNotFoundError(f"{path}: no file matches this pattern")
     else:
@@ -136,31 +146,40 @@ def read_modality_file(obj, source: str) -> ModalityFile:
     """Check and decode one modality tuple (``obj``, read from ``source``). Raises :class:`DataFormatError` naming
     the file, the video and the field."""
     layout = "cmu-mosi" if len(obj) == 7 else "cmu-mosei"
-    fields = LAYOUTS[layout].fields
-    named = dict(zip(fields, obj))
-    splits = ["train", "test"]
-    if layout == "cmu-mosei":
-        if _valid_fits(named):
-            splits.insert(1, "valid")
-        else:
-            warnings.warn(f"{source}: fields 2, 3 and 8 are not a validation split of the training data's shape "
-                          f"({_shape(named['valid_data'])}, {_shape(named['valid_label'])}, "
-                          f"{type(named['valid_length']).__name__}); a validation split is drawn from the training "
-                          "videos instead", DataWarning, stacklevel=2)
-    hinted = _task_of_name(Path(source).name)
-    data, lengths, labels, tasks = {}, {}, {}, {}
+    named = dict(zip(LAYOUTS[layout].fields, obj))
     prefix = _ID_PREFIX[layout]
-    for split in splits:
-        data[split], lengths[split] = _split_arrays(named, split, source, prefix)
-        labels[split], tasks[split] = _decode_labels(named[f"{split}_label"], data[split], lengths[split], hinted,
-                                                     source, split, prefix)
-    task = hinted or max(tasks.values())
+    data, lengths = {}, {}
+    data["train"], lengths["train"] = _split_arrays(named, "train", source, prefix)
+    splits = ["train", "test"]
+    if layout == "cmu-mosi":
+        _check_maxlen(named["maxlen"], data["train"].shape[1], source)
+    elif _valid_fits(named):
+        splits.insert(1, "valid")
+    else:
+        warnings.warn(f"{source}: fields 2, 3 and 8 are not a validation split of the training data's shape "
+                      f"({_shape(named['valid_data'])}, {_shape(named['valid_label'])}, "
+                      f"{type(named['valid_length']).__name__}); a validation split is drawn from the training "
+                      "videos instead", DataWarning, stacklevel=2)
     width = data["train"].shape[2]
     for split in splits[1:]:
+        data[split], lengths[split] = _split_arrays(named, split, source, prefix)
         if data[split].shape[2] != width:
             raise DataFormatError(source, f"features are {data[split].shape[2]} wide, train_data's {width}",
                                   field=f"{split}_data")
+    real = {split: _real_labels(named[f"{split}_label"], data[split], lengths[split], source, split, prefix)
+            for split in splits}
+    reading, task = _reading(real, _task_of_name(Path(source).name), source)
+    labels = {split: _names(real[split], reading, task, lengths[split], source, split, prefix) for split in splits}
     return ModalityFile(source, layout, modality_of(source), task, data, lengths, labels)
+
+
+def _check_maxlen(maxlen, padded: int, source: str) -> None:
+    """MOSI's ``maxlen``: an integer, the padded length (not read: the arrays' shape is; a mismatch is warned of)."""
+    if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
+        raise DataFormatError(source, f"must be the padded length, an integer, got {brief(maxlen)}", field="maxlen")
+    if maxlen != padded:
+        warnings.warn(f"{source}: field maxlen is {int(maxlen)}, but the arrays are padded to {padded} utterances; "
+                      "the arrays are read as they are", DataWarning, stacklevel=3)
 
 
 def _shape(value) -> str:
@@ -174,8 +193,12 @@ def _valid_fits(named) -> bool:
         and isinstance(length, (list, tuple, np.ndarray)) and len(length) == data.shape[0] > 0
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _split_arrays(named, split: str, source: str, prefix: str) -> tuple[np.ndarray, list[int]]:
-    """A split's (videos, T, D) features and utterances per video, checked."""
+    """A split's (videos, T, D) features and utterances per video, checked (real utterances finite and within
+    float32, which models compute in)."""
     data, length = named[f"{split}_data"], named[f"{split}_length"]
     if not isinstance(data, np.ndarray) or data.ndim != 3 or data.dtype.kind not in "fiu":
         raise DataFormatError(source, f"must be a numeric (videos, utterances, width) array, got {_shape(data)}"
@@ -201,56 +224,77 @@ def _split_arrays(named, split: str, source: str, prefix: str) -> tuple[np.ndarr
                                           f"length), got {brief(n)}", dialogue=video_id(prefix, split, i),
                                   field=f"{split}_length")
         counts.append(int(n))
-    for i, n in enumerate(counts):
-        real = data[i, :n]
-        bad = ~np.isfinite(real) if data.dtype.kind == "f" else None
-        if bad is not None and bad.any():
-            j, k = map(int, np.argwhere(bad)[0])
-            raise DataFormatError(source, f"utterance {j}: non-finite value {real[j, k]} at dimension {k}",
-                                  dialogue=video_id(prefix, split, i), field=f"{split}_data")
+    if data.dtype.kind == "f":
+        for i, n in enumerate(counts):
+            real = data[i, :n]
+            bad = ~np.isfinite(real) | (np.abs(real) > _FLOAT32_MAX)
+            if bad.any():
+                j, k = map(int, np.argwhere(bad)[0])
+                problem = "non-finite value" if not np.isfinite(real[j, k]) else "value beyond float32's range"
+                raise DataFormatError(source, f"utterance {j}: {problem} {real[j, k]} at dimension {k}",
+                                      dialogue=video_id(prefix, split, i), field=f"{split}_data")
     return data, counts
 
 
-def _decode_labels(array, data: np.ndarray, lengths: list[int], hinted: int | None, source: str, split: str,
-                   prefix: str) -> tuple[list[tuple[str, ...]], int]:
-    """Each video's label names (real utterances only) and the task the labels hold (module docstring)."""
-    field = f"{split}_label"
+def _real_labels(array, data: np.ndarray, lengths: list[int], source: str, split: str, prefix: str) -> np.ndarray:
+    """A split's labels at real utterances, in order: (utterances,) values or (utterances, C) one-hot rows."""
     if not isinstance(array, np.ndarray) or array.ndim not in (2, 3) or array.dtype.kind not in "fiub" \
             or array.shape[:2] != data.shape[:2]:
         raise DataFormatError(source, f"must be a numeric (videos, utterances) array of sentiment labels or scores, "
                                       f"or a one-hot (videos, utterances, classes) one, shaped as {split}_data's "
-                                      f"{data.shape[:2]}; got {_shape(array)}", field=field)
+                                      f"{data.shape[:2]}; got {_shape(array)}", field=f"{split}_label")
     real = np.concatenate([array[i, :n] for i, n in enumerate(lengths)]).astype(np.float64)
-    if not np.isfinite(real).all():
-        i, j = _where(~np.isfinite(real), lengths)
-        raise DataFormatError(source, f"utterance {j}: label {brief(array[i, j])} is not finite",
-                              dialogue=video_id(prefix, split, i), field=field)
-    if array.ndim == 3:
-        classes = array.shape[2]
+    bad = ~np.isfinite(real) if real.ndim == 1 else ~np.isfinite(real).all(axis=1)
+    if bad.any():
+        i, j = _where(bad, lengths)
+        raise DataFormatError(source, f"utterance {j}: label {brief(array[i, j].tolist())} is not finite",
+                              dialogue=video_id(prefix, split, i), field=f"{split}_label")
+    return real
+
+
+def _reading(real: dict[str, np.ndarray], hinted: int | None, source: str) -> tuple[str, int]:
+    """How the whole file's labels are read, the same in every split: ``('one-hot' | 'ids' | 'scores', task)``."""
+    kind = {split: "values" if r.ndim == 1 else f"one-hot rows of {r.shape[1]}" for split, r in real.items()}
+    for split in real:
+        if kind[split] != kind["train"]:
+            raise DataFormatError(source, f"holds {kind[split]}, but train_label {kind['train']}; every split's labels "
+                                          "must be of one kind", field=f"{split}_label")
+    if real["train"].ndim == 2:
+        classes = real["train"].shape[1]
         if classes not in (2, 3) or (hinted and hinted != classes):
             expected = f"{hinted} (the file name's task)" if hinted else "2 or 3"
-            raise DataFormatError(source, f"one-hot labels have {classes} columns, expected {expected}", field=field)
+            raise DataFormatError(source, f"one-hot labels have {classes} columns, expected {expected}",
+                                  field="train_label")
+        return "one-hot", classes
+    values = set(np.unique(np.concatenate(list(real.values()))).tolist())
+    as_ids = hinted or (3 if 2.0 in values else 2)
+    if values <= set(map(float, range(as_ids))):  # class ids 0 .. task - 1
+        return "ids", as_ids
+    return "scores", hinted or 2
+
+
+def _names(real: np.ndarray, reading: str, task: int, lengths: list[int], source: str, split: str,
+           prefix: str) -> list[tuple[str, ...]]:
+    """Each video's label names under ``reading`` (module docstring)."""
+    if reading == "one-hot":
         one_hot = np.isin(real, (0.0, 1.0)).all(axis=1) & (real.sum(axis=1) == 1)
         if not one_hot.all():
             i, j = _where(~one_hot, lengths)
-            raise DataFormatError(source, f"utterance {j}: label {brief(array[i, j].tolist())} is not one-hot",
-                                  dialogue=video_id(prefix, split, i), field=field)
-        ids, task = real.argmax(axis=1), classes
-    else:
-        values = set(np.unique(real).tolist())
-        as_ids = hinted or (3 if 2.0 in values else 2)
-        if values <= set(map(float, range(as_ids))):  # class ids 0 .. task - 1
-            ids, task = real.astype(np.int64), as_ids
-        elif (hinted or 2) == 2:  # sentiment scores: createOneHotMosei2way
-            ids, task = (real > 0).astype(np.int64), 2
-        else:  # createOneHotMosei3way
-            ids, task = np.where(real > 0, 1, np.where(real < 0, 0, 2)), 3
+            raise DataFormatError(source, f"utterance {j}: label {brief(real[sum(lengths[:i]) + j].tolist())} is "
+                                          "not one-hot", dialogue=video_id(prefix, split, i), field=f"{split}_label")
+        ids = real.argmax(axis=1)
+    elif reading == "ids":
+        ids = real.astype(np.int64)
+    elif task == 2:  # sentiment scores: createOneHotMosei2way
+        ids = (real > 0).astype(np.int64)
+    else:  # createOneHotMosei3way
+        ids = np.where(real > 0, 1, np.where(real < 0, 0, 2))
     names = np.array(UPSTREAM_ORDER, dtype=object)[ids]
     out, start = [], 0
     for n in lengths:
         out.append(tuple(names[start:start + n]))
         start += n
-    return out, task
+    return out
 
 
 def _where(bad: np.ndarray, lengths: list[int]) -> tuple[int, int]:

@@ -148,9 +148,8 @@ class ERCDataset:
     def summary(self) -> dict:
         """A JSON-ready description: sizes per split, class counts per split, widths, and provenance.
 
-        ``splits`` are the file's splits ('train' is its whole training list, as the field counts IEMOCAP's 120);
-        ``splits.train.held_out_for_validation`` says how many of them every experiment holds out for validation,
-        and ``validation_held_out`` names them."""
+        ``splits`` are the file's splits; without a validation list of its own, 'train' is its whole training list
+        and ``held_out_for_validation`` how many of them every experiment holds out (``validation_held_out``)."""
         held = self.validation_held_out()
         per_split = {}
         for split in SPLITS:
@@ -164,7 +163,7 @@ class ERCDataset:
                 "scored_utterances": int(sub.mask.sum()),
                 "class_counts": sub.class_counts(),
             }
-            if split == "train":
+            if split == "train" and not self.splits.get("valid"):  # else 'valid' is the file's own, listed apart
                 per_split[split]["held_out_for_validation"] = held["dialogues"]
         return {
             "source": self.source, **({"corpus": self.corpus} if self.corpus else {}),

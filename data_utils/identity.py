@@ -80,12 +80,13 @@ def describe_source(source: str, *, synthetic: bool, dialogues: int, corpus: str
     ``corpus (file)`` for a corpus that names itself (``CMU-MOSI (raw)``), else the file's name. ``sha256``:
     :func:`data_sha256`."""
     path = Path(str(source))
+    path = path if path.name else path.resolve()  # '.', '..': the folder's own name
     files = source_files(str(source))
     poria = False
     if len(files) == 1:
-        path = files[0]
-        sha256, blob = file_digests(path)
+        sha256, blob = file_digests(files[0])
         poria = blob == IEMOCAP_BLOB_SHA1
+        path = path if path.is_dir() else files[0]  # a folder is named as the folder
     else:
         sha256 = data_sha256(source)
     if synthetic:

@@ -118,6 +118,8 @@ def test_the_mosei_layout_keeps_its_own_validation_split(tmp_path):
     ds = load_dataset(str(tmp_path))
     held = ds.validation_held_out()
     assert held["rule"] == "the file's own validation list" and held["ids"] == list(corpus.splits["valid"])
+    splits = ds.summary()["splits"]  # the file's own validation videos are a split of their own, not held out of train
+    assert splits["valid"]["dialogues"] == 3 and "held_out_for_validation" not in splits["train"]
     # upstream's one-hot columns are (negative, positive, neutral): the fixture's scores say which is which
     t = mosei_tuple("text", 3)
     first = corpus.dialogues["mosei_train_000"].labels
@@ -150,7 +152,11 @@ def test_a_mosei_file_whose_fields_2_3_8_are_no_validation_split_draws_one(tmp_p
     (lambda t: t.__setitem__(6, [PADDED, 3]), r"field test_length: lists 2 videos but test_data holds 4"),
     (lambda t: t[1].__setitem__((2, 0), np.nan), r"'mosi_train_002'.*train_label.*not finite"),
     (lambda t: t[0].__setitem__((3, 0, 5), np.inf), r"'mosi_train_003'.*train_data.*non-finite"),
-    (lambda t: t.__setitem__(3, np.zeros((4, PADDED, 2))), r"test_label.*not one-hot"),
+    (lambda t: t.__setitem__(3, np.zeros((4, PADDED, 2))), r"test_label: holds one-hot rows of 2, but train_label values"),
+    (lambda t: [t.__setitem__(k, np.zeros(t[k].shape + (2,))) for k in (1, 3)], r"train_label.*not one-hot"),
+    (lambda t: t.__setitem__(4, "63"), r"field maxlen: must be the padded length, an integer"),
+    (lambda t: t.__setitem__(0, t[0][:, :, 0]), r"field train_data: must be a numeric \(videos, utterances, width\)"),
+    (lambda t: t.__setitem__(0, t[0].astype(np.float64) * 1e300), r"'mosi_train_000'.*train_data.*beyond float32"),
     (lambda t: t.__setitem__(2, np.zeros((4, PADDED))), r"test_data.*numeric \(videos, utterances, width\)"),
 ])
 def test_a_damaged_mosi_file_is_refused_naming_file_video_and_field(tmp_path, change, expected):
@@ -170,8 +176,6 @@ def test_what_a_folder_or_glob_may_hold(tmp_path):
         read_corpus(tmp_path)
     write_mosi(tmp_path, ["text"])
     write_mosei(tmp_path, ["audio"], task=3)
-    with pytest.raises(DataFormatError, match="more than one task"):
-        read_corpus(tmp_path)
     with pytest.raises(DataFormatError, match="is a CMU-MOSEI file, but .*text_2way.pickle is CMU-MOSI"):
         read_corpus(tmp_path / "*.pickle")
     odd = tmp_path / "odd"
@@ -302,3 +306,57 @@ def test_class_ids_and_scores_are_read_by_upstreams_rules(tmp_path, name, values
     assert list(corpus.dialogues["mosi_test_000"].labels[:3]) == expected
     three_way = "3way" in name or 2 in values
     assert corpus.label_names == (("negative", "neutral", "positive") if three_way else ("negative", "positive"))
+
+
+# ----------------------------------------------------------------------------- what a new user tried (helper-5)
+
+def test_a_folder_as_upstream_ships_it_reads_its_2way_files_and_names_the_others(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("data_utils.notes._said", set())
+    write_mosi(tmp_path)
+    write_mosi(tmp_path, names=["text.pickle", "audio.pickle", "video.pickle"], seed=1)
+    write_mosei(tmp_path, ["audio"], task=3)
+    corpus = read_corpus(tmp_path)
+    assert corpus.corpus == "CMU-MOSI" and corpus.modalities == ("text", "audio", "visual")
+    assert "text from text_2way.pickle" in corpus.description
+    err = capsys.readouterr().err
+    assert "reading its 2-way (_2way) files; it also holds audio.pickle, text.pickle, video.pickle, " \
+           "audio_3way.pickle" in err
+    assert read_corpus(tmp_path / "*_3way.pickle").corpus == "CMU-MOSEI"
+
+
+def test_one_reading_of_the_labels_for_every_split(tmp_path):
+    t = list(mosei_tuple("audio", 2))  # sentiment scores in every split
+    t[5] = np.where(t[5] != 0, 2.0, 0.0)  # test scores that look like class ids: still scores
+    (tmp_path / "audio_3way.pickle").write_bytes(py2_pickle(tuple(t)))
+    video = read_corpus(tmp_path / "audio_3way.pickle").dialogues["mosei_test_000"]
+    assert set(video.labels) <= {"neutral", "positive"}  # 0 is neutral and 2 positive, as in train
+
+
+def test_a_broken_link_in_a_folder_and_a_9_tuple_named_as_a_modality_are_refused(tmp_path, fixture_pkl):
+    write_mosi(tmp_path, ["text", "audio"])
+    (tmp_path / "video_2way.pickle").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="video_2way.pickle: no such data file"):
+        read_corpus(tmp_path)
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "audio.pkl").write_bytes(fixture_pkl.read_bytes())
+    with pytest.raises(DataFormatError, match=r"audio\.pkl: is not a CMU-MOSI / MOSEI modality tuple"):
+        read_corpus(only)
+
+
+def test_a_run_on_the_current_folder_is_named_and_used_afterwards(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "mosi"
+    write_mosi(folder, ["audio"])
+    monkeypatch.chdir(folder)
+    assert main(["run", "rnn-audio", "--data", ".", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "r")]) \
+        == 0
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["data"]["name"] == "CMU-MOSI (mosi)" and config["data"]["corpus"] == "CMU-MOSI"
+    card = (tmp_path / "r" / "MODEL_CARD.md").read_text()
+    assert "sentiment-analysis" in card and "the task is sentiment, not emotion" in card
+    capsys.readouterr()
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "r"), "--data", ".", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert out.is_file()
+    assert main(["predict", str(tmp_path / "r"), "--data", ".", "--out", "audio_2way.pickle", "--force"]) == 1
+    assert "audio_2way.pickle" in capsys.readouterr().err  # the run's data is never an output

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from data_utils.corpus_sentiment import SENTIMENT_CORPORA
 from data_utils.identity import SYNTHETIC_WARNING
 
 from ..metrics import METRIC_LABELS, METRICS, summarize
@@ -24,7 +25,8 @@ def model_card(run: RunResult, inputs: RunInputs) -> str:
         f"every utterance once, by cross-validation ({evaluation.get('kind')})"
     front = {
         "library_name": "keras",
-        "tags": ["emotion-recognition-in-conversation", "mser", exp.base],
+        "tags": ["sentiment-analysis" if _sentiment(data) else "emotion-recognition-in-conversation", "mser",
+                 exp.base],
         "datasets": [name],
         "metrics": [m.replace("_", "-") for m in METRICS],
         "mser": {"experiment": exp.name, "architecture": exp.arch, "modalities": list(exp.modalities),
@@ -108,10 +110,18 @@ def _configuration(config: dict) -> list[str]:
             "", "Everything that was run is in `config.json`.", ""]
 
 
+def _sentiment(data: dict) -> bool:
+    """Whether the run's data are a sentiment corpus (CMU-MOSI, CMU-MOSEI) rather than an emotion one."""
+    return data.get("corpus") in SENTIMENT_CORPORA
+
+
 def _limits(run: RunResult, evaluation: dict, inputs: RunInputs) -> list[str]:
+    classes = ", ".join(map(md, inputs.class_names))
     lines = ["## Intended use and limits", "",
-             "- For research on emotion recognition in conversation: labelling every utterance of a dialogue with one "
-             f"of {', '.join(map(md, inputs.class_names))}. Any other emotion is forced into one of these classes."]
+             f"- For research on utterance-level sentiment in videos ({md(run.data['corpus'])}): labelling every "
+             f"utterance of a video with one of {classes}; the task is sentiment, not emotion." if _sentiment(run.data)
+             else "- For research on emotion recognition in conversation: labelling every utterance of a dialogue "
+                  f"with one of {classes}. Any other emotion is forced into one of these classes."]
     if evaluation.get("kind", "test-split") == "test-split":
         lines.append(f"- The scores above come from the {len(run.dialogue_ids)} test dialogues, which no model "
                      "trained or selected its epoch on. Dialogues from other corpora, speakers, languages, "

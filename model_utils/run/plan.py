@@ -177,6 +177,7 @@ def make_plan(experiment: Experiment, data: str | ERCDataset, *, scheme: str, sp
     metric = judged_by(metric, ds)
     config = experiment.train_config(epochs=epochs, metric=metric)
     info = {"path": path or name, "synthetic": bool(ds.synthetic), "label_scheme": ds.scheme.name,
+            **({"corpus": ds.corpus} if ds.corpus else {}),
             **describe_source(ds.source, synthetic=ds.synthetic, dialogues=len(ds), corpus=ds.corpus)}
     key = (split_seed, cv, config.standardize)  # all that decides the folds
     made = shared.get(key) if shared is not None else None

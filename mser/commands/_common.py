@@ -58,21 +58,28 @@ def add_run_dir(parser) -> None:
 
 def run_inputs(folder) -> list:
     """What a command that reads the run in ``folder`` must never overwrite: every file of the run directory, the
-    saved extractors its ``inputs.json`` records (their JSON, npz and safetensors files) and its data file."""
+    saved extractors its ``inputs.json`` records (their JSON, npz and safetensors files) and its data (a file, or a
+    folder's or glob's modality files)."""
     import json
     from pathlib import Path
+
+    from data_utils.identity import source_files
 
     folder = Path(folder)
     if not folder.is_dir():
         return []
     found = [p for p in folder.glob("**/*") if p.is_file()]
-    for name, pick in (("inputs.json", lambda d: [r.get("path") for r in d.get("extractors", {}).values()]),
-                       ("config.json", lambda d: [d.get("data", {}).get("path")])):
-        try:
-            paths = [Path(str(x)) for x in pick(json.loads((folder / name).read_text(encoding="utf-8"))) if x]
-        except (OSError, ValueError, AttributeError, TypeError):
-            continue
-        found += [q for x in paths for q in (x, x.with_suffix(".npz"), x.with_suffix(".safetensors")) if q.is_file()]
+    try:
+        extractors = json.loads((folder / "inputs.json").read_text(encoding="utf-8")).get("extractors", {})
+        for x in (Path(str(r.get("path"))) for r in extractors.values() if r.get("path")):
+            found += [q for q in (x, x.with_suffix(".npz"), x.with_suffix(".safetensors")) if q.is_file()]
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    try:
+        data = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("data", {}).get("path")
+        found += source_files(str(data)) if data else []
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
     return found
 
 

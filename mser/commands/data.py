@@ -39,10 +39,12 @@ def register(subparsers) -> None:
 
     convert = sub.add_parser(
         "convert", help="rewrite a pickle of a recognised layout in this suite's layout (naming its labels)",
-        description="Read a pickle in any layout the loader recognises (Poria et al.'s 9-tuple, with or without a "
-                    "10th element, DialogueRNN's MELD 9-tuple), optionally name its label ids, and write it as "
-                    "Poria's 9-tuple plus this suite's extras dict, so every command reads it without options.")
-    convert.add_argument("source", help="the pickle to read")
+        description="Read data in any layout the loader recognises (Poria et al.'s 9-tuple, with or without a "
+                    "10th element, DialogueRNN's MELD 9-tuple, CMU-MOSI/MOSEI modality pickles: a file, a folder or "
+                    "a glob), optionally name a 9-tuple's label ids, and write it as Poria's 9-tuple plus this "
+                    "suite's extras dict, so every command reads it without options.")
+    convert.add_argument("source", help="the data to read: a pickle, or a folder or quoted glob of CMU-MOSI/MOSEI "
+                                        "modality pickles")
     convert.add_argument("--out", required=True, help="where to write the converted pickle")
     convert.add_argument("--label-names", type=label_names_arg, metavar="A,B,...", help=LABEL_NAMES_HELP)
     convert.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -7,8 +7,9 @@ from ._common import handles_data_errors
 def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="run the three notebooks headless into reports/ (the main job)")
     p.add_argument("--quick", action="store_true", help="smoke run: few epochs, 2 seeds, a few minutes")
-    p.add_argument("--data", help="a pickle path or 'synthetic' (default: the real pickle if present or "
-                                  "downloadable, else synthetic)")
+    p.add_argument("--data", help="a pickle path, a folder or quoted glob of CMU-MOSI/MOSEI modality pickles, or "
+                                  "'synthetic' (default: the real IEMOCAP pickle if present or downloadable, else "
+                                  "synthetic)")
     p.add_argument("--reports", default=None, help="output directory (default reports/ in the repository)")
     p.add_argument("--no-download", action="store_true", help="do not try to download the real pickle")
     p.add_argument("--ray", metavar="ADDRESS",

@@ -68,12 +68,13 @@ def read_corpus(path, *, label_names: Sequence[str] | None = None, limits: Limit
     files = input_files(path)
     objs = [_load(read_input(f, "data file", limits, missing="for the built-in data pass 'synthetic'",
                              expected="a .pkl file"), str(f), limits) for f in files]
-    if len(files) == 1 and not is_sentiment_tuple(objs[0]) and not Path(path).is_dir():
+    several = len(files) > 1 or Path(path).is_dir()  # a folder or glob of modality files, named as given
+    if not several and not is_sentiment_tuple(objs[0]):
         source = str(files[0])
         corpus, layout = _validated(objs[0], source, label_names, limits)
         note(f"{source}: read as {LAYOUTS[layout].description}")
         return corpus
-    source = str(path) if len(files) > 1 or Path(path).is_dir() else str(files[0])
+    source = str(path) if several else str(files[0])
     if label_names is not None:
         raise DataFormatError(source, f"CMU-MOSI / MOSEI files name their own labels ({', '.join(SENTIMENT2)}, or "
                                       f"{', '.join(SENTIMENT3)}); label names are for Poria's 9-tuple")
@@ -83,7 +84,7 @@ def read_corpus(path, *, label_names: Sequence[str] | None = None, limits: Limit
             raise DataFormatError(str(f), f"is not a CMU-MOSI / MOSEI modality tuple; a folder, or a glob of several "
                                           f"files, may hold only those ({FILES_HINT})")
         parts.append(read_modality_file(obj, str(f)))
-    corpus, _ = _validated(merge(parts, source), source, None, limits)
+    corpus, _ = _validated(merge(parts), source, None, limits)
     note(f"{source}: read as {SENTIMENT_LAYOUTS[parts[0].layout].description}, {parts[0].task}-way sentiment: "
          f"{contents(parts)}")
     return corpus

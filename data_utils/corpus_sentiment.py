@@ -318,7 +318,7 @@ def video_id(prefix: str, split: str, index: int) -> str:
     return f"{prefix}_{split}_{index:03d}"
 
 
-def merge(files: list[ModalityFile], source: str) -> tuple:
+def merge(files: list[ModalityFile]) -> tuple:
     """The modality files as Poria's 9-tuple plus this suite's extras (``label_names``, ``validVid``,
     ``description``, ``corpus``), ready for :func:`~data_utils.corpus_validation.corpus_from_tuple`. Raises
     :class:`DataFormatError` in one line naming both files where two disagree."""

@@ -63,7 +63,12 @@ def data_sha256(source: str) -> str:
     preset = _preset(source)
     if preset:
         return f"synthetic:{preset[0]}" + ("" if preset[1] == "0" else f":seed{preset[1]}")
-    files = source_files(source)
+    return _files_sha256(source_files(source))
+
+
+def _files_sha256(files: list[Path]) -> str:
+    """:func:`data_sha256` of the files a source reads: one file's own, several files' listing of names and
+    SHA-256s, 'unknown' for none."""
     if not files:
         return "unknown"
     if len(files) == 1:
@@ -88,7 +93,7 @@ def describe_source(source: str, *, synthetic: bool, dialogues: int, corpus: str
         poria = blob == IEMOCAP_BLOB_SHA1
         path = path if path.is_dir() else files[0]  # a folder is named as the folder
     else:
-        sha256 = data_sha256(source)
+        sha256 = data_sha256(source) if _preset(source) else _files_sha256(files)
     if synthetic:
         name = SYNTHETIC_NAME
     elif poria:
